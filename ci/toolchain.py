@@ -1,0 +1,196 @@
+"""Finding the tools a session needs, with install advice when one is missing.
+
+Every ``require_*`` function either returns what it found or raises
+:class:`ToolMissing` with a message that says how to install the missing piece
+on Debian/Ubuntu, in a manylinux (yum) image and in MSYS2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.config import NativeLibrary
+from ci.errors import ToolMissing
+
+CARGO_HINT = (
+    "install Rust: 'curl https://sh.rustup.rs -sSf | sh' (any OS), "
+    "'apt-get install cargo' (Debian/Ubuntu), "
+    "'pacman -S mingw-w64-x86_64-rust' (MSYS2); then make sure cargo is on PATH"
+)
+
+
+def _which(name: str, env: Mapping[str, str]) -> str | None:
+    return shutil.which(name, path=env.get("PATH"))
+
+
+def require_cargo(env: Mapping[str, str]) -> str:
+    """Path of cargo, checked to run."""
+    cargo = _which("cargo", env)
+    if cargo is None:
+        raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=CARGO_HINT)
+    try:
+        subprocess.run([cargo, "--version"], env=dict(env), capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise ToolMissing(f"cargo at {cargo} does not run: {e}", hint=CARGO_HINT) from None
+    return cargo
+
+
+def has_nextest(cargo: str, env: Mapping[str, str]) -> bool:
+    """True when ``cargo nextest`` is installed."""
+    proc = subprocess.run(
+        [cargo, "nextest", "--version"], env=dict(env), capture_output=True, check=False
+    )
+    return proc.returncode == 0
+
+
+def install_advice(lib: NativeLibrary) -> str:
+    parts = []
+    if lib.debian:
+        parts.append(f"Debian/Ubuntu: apt-get install {lib.debian}")
+    if lib.yum:
+        parts.append(f"manylinux/CentOS: yum install -y {lib.yum}")
+    if lib.msys2:
+        parts.append(f"MSYS2: pacman -S {lib.msys2}")
+    return "; ".join(parts) or f"install the development files of {lib.name}"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    stage: str  # "compiler", "header", "library" or "ok"
+    output: str
+
+
+def probe_native(lib: NativeLibrary, env: Mapping[str, str]) -> ProbeResult:
+    """Compile and link a one-line program against ``lib`` with the C compiler
+    cargo's build scripts use (``$CC``, else cc/gcc)."""
+    cc = env.get("CC") or _which("cc", env) or _which("gcc", env)
+    if not cc or not (shutil.which(cc.split()[0], path=env.get("PATH")) or Path(cc.split()[0]).exists()):
+        return ProbeResult(False, "compiler", "no C compiler (set CC, or install gcc)")
+    with tempfile.TemporaryDirectory(prefix="suite-probe-") as tmp:
+        src = Path(tmp, "probe.c")
+        src.write_text(f"#include <{lib.header}>\nint main(void) {{ return 0; }}\n")
+        flags = env.get("CFLAGS", "").split()
+        compile_ = subprocess.run(
+            [*cc.split(), *flags, "-c", str(src), "-o", str(Path(tmp, "probe.o"))],
+            env=dict(env), capture_output=True, text=True, check=False,
+        )
+        if compile_.returncode != 0:
+            return ProbeResult(False, "header", compile_.stderr.strip())
+        link = subprocess.run(
+            [*cc.split(), str(Path(tmp, "probe.o")), *env.get("LDFLAGS", "").split(),
+             f"-l{lib.link}", "-o", str(Path(tmp, "probe"))],
+            env=dict(env), capture_output=True, text=True, check=False,
+        )
+        if link.returncode != 0:
+            return ProbeResult(False, "library", link.stderr.strip())
+    return ProbeResult(True, "ok", "")
+
+
+def require_native(libs: Sequence[NativeLibrary], env: Mapping[str, str]) -> None:
+    """Fail early, clearly, when a native library's header or library is missing."""
+    for lib in libs:
+        result = probe_native(lib, env)
+        if result.ok:
+            continue
+        if result.stage == "compiler":
+            raise ToolMissing(
+                f"no C compiler found to check for {lib.name}",
+                hint="Debian/Ubuntu: apt-get install gcc; manylinux: present; "
+                "MSYS2: pacman -S mingw-w64-x86_64-gcc",
+            )
+        what = f"header <{lib.header}>" if result.stage == "header" else f"library -l{lib.link}"
+        detail = result.output.splitlines()[-1] if result.output else ""
+        raise ToolMissing(
+            f"{lib.name}: the {what} was not found ({detail})",
+            hint=install_advice(lib),
+        )
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    version: str  # "3.12"
+    path: Path
+
+
+_VERSION_PROBE = (
+    "import platform, sys; "
+    "print(platform.python_implementation(), '%d.%d' % sys.version_info[:2], "
+    "getattr(sys, '_base_executable', '') or sys.executable)"
+)
+
+
+def _probe_python(path: Path) -> tuple[str, Path] | None:
+    """``("3.12", base interpreter)`` if ``path`` runs as CPython, else None.
+    For a venv's python the base interpreter is returned, so test venvs are
+    never layered on another venv."""
+    try:
+        proc = subprocess.run(
+            [str(path), "-c", _VERSION_PROBE], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = proc.stdout.strip().split(" ", 2)
+    if proc.returncode != 0 or len(parts) != 3 or parts[0] != "CPython":
+        return None
+    return parts[1], Path(parts[2])
+
+
+def _candidates(version: str, env: Mapping[str, str]) -> list[Path]:
+    found: list[Path] = []
+    exe = "python.exe" if os.name == "nt" else f"python{version}"
+    on_path = _which(f"python{version}", env)
+    if on_path:
+        found.append(Path(on_path))
+    if Path(sys.executable).name and "%d.%d" % sys.version_info[:2] == version:
+        found.append(Path(sys.executable))
+    pyenv_root = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    versions = pyenv_root / "versions"
+    if versions.is_dir():
+        def key(p: Path) -> tuple[int, ...]:
+            return tuple(int(x) for x in re.findall(r"\d+", p.name))
+        for d in sorted(versions.glob(f"{version}.*"), key=key, reverse=True):
+            if re.fullmatch(rf"{re.escape(version)}\.\d+", d.name):
+                found.append(d / "bin" / exe)
+    return found
+
+
+def find_interpreters(
+    versions: Sequence[str], env: Mapping[str, str]
+) -> tuple[list[Interpreter], list[str]]:
+    """CPython interpreters for each of ``versions``: (found, versions not found).
+
+    Looks on PATH (``python3.X``), at the interpreter running the suite, and in
+    pyenv's ``versions`` folder.
+    """
+    found: list[Interpreter] = []
+    missing: list[str] = []
+    for version in versions:
+        for cand in _candidates(version, env):
+            probed = _probe_python(cand) if cand.exists() else None
+            if probed and probed[0] == version:
+                found.append(Interpreter(version, probed[1] if probed[1].exists() else cand))
+                break
+        else:
+            missing.append(version)
+    return found, missing
+
+
+def require_interpreters(versions: Sequence[str], env: Mapping[str, str]) -> tuple[list[Interpreter], list[str]]:
+    found, missing = find_interpreters(versions, env)
+    if not found:
+        raise ToolMissing(
+            f"no CPython interpreter found for any allowed version ({', '.join(versions)})",
+            hint="install one: 'apt-get install python3' (Debian/Ubuntu), "
+            "'pyenv install 3.12', or the python.org installer; "
+            "or change tool.maturin-suite.python-versions",
+        )
+    return found, missing

@@ -1,0 +1,86 @@
+"""Test venvs, one per interpreter, owned by the session that made them.
+
+uv is used when it is on PATH (nox installs it with ``nox[uv]``); otherwise
+the standard library's venv and pip. A venv remembers (in a marker file) the
+hash of what was installed into it, so an unchanged wheel is not reinstalled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from ci.context import Context
+
+MARKER = "suite-installed.json"
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_venv(ctx: Context, venv: Path, interpreter: Path) -> Path:
+    """Create ``venv`` for ``interpreter`` unless it exists and still runs it."""
+    python = venv_python(venv)
+    cfg = venv / "pyvenv.cfg"
+    if python.exists() and cfg.exists():
+        home = next((line.split("=", 1)[1].strip() for line in cfg.read_text().splitlines()
+                     if line.startswith("home")), "")
+        if Path(home) == interpreter.parent or Path(home).resolve() == interpreter.resolve().parent:
+            return python
+        shutil.rmtree(venv)  # ours (made by this function), for another interpreter
+    uv = shutil.which("uv", path=ctx.env().get("PATH"))
+    if uv:
+        cmd = [uv, "venv", "--quiet", "--python", str(interpreter), str(venv)]
+    else:
+        cmd = [str(interpreter), "-m", "venv", str(venv)]
+    ctx.console.run(cmd, cwd=ctx.root, env=ctx.env(), title=f"create venv {venv.name}")
+    return python
+
+
+def install(
+    ctx: Context,
+    python: Path,
+    requirements: Sequence[str],
+    *,
+    wheel: Path | None = None,
+    distribution: str | None = None,
+    title: str = "install",
+) -> bool:
+    """Install ``requirements`` and (re)install ``wheel`` into the venv of
+    ``python``, unless exactly the same set is there already (same names, same
+    wheel bytes). Returns True when something was installed."""
+    venv = python.parent.parent
+    key = {"requirements": list(requirements), "wheel": file_digest(wheel) if wheel else None}
+    marker = venv / MARKER
+    if marker.exists() and json.loads(marker.read_text()) == key:
+        return False
+    marker.unlink(missing_ok=True)
+    env = ctx.env()
+    uv = shutil.which("uv", path=env.get("PATH"))
+    if uv:
+        cmd = [uv, "pip", "install", "--quiet", "--python", str(python), *requirements]
+        if wheel is not None:
+            cmd += ["--reinstall-package", distribution or wheel.name.split("-")[0], str(wheel)]
+        ctx.console.run(cmd, cwd=ctx.root, env=env, title=title)
+    else:
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        if requirements:
+            ctx.console.run([*pip, *requirements], cwd=ctx.root, env=env, title=title)
+        if wheel is not None:
+            ctx.console.run([*pip, "--force-reinstall", "--no-deps", str(wheel)],
+                            cwd=ctx.root, env=env, title=f"{title}: {wheel.name}")
+    marker.write_text(json.dumps(key))
+    return True

@@ -1,0 +1,50 @@
+"""Every build, test and release job of this repository, as Nox sessions.
+
+Each session is a few lines that call one function in ``ci/`` (see
+``ci/__init__.py`` for the map); CI runs exactly these sessions.
+``nox -l`` lists them, ``nox -s NAME -- ARGS`` passes ARGS on.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from ci import cargo, pytests, sdist  # noqa: E402
+from ci.noxsupport import call  # noqa: E402
+
+nox.needs_version = ">=2026.10.20"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_external_run = True
+nox.options.sessions = ["rust-tests", "python-tests", "sdist"]
+
+
+@nox.session(name="rust-tests", venv_backend="none", tags=["ci", "test"])
+def rust_tests(session: nox.Session) -> None:
+    """Rust workspace tests, --locked (cargo-nextest + JUnit when installed)."""
+    call(session, cargo.run_rust_tests, root=ROOT)
+
+
+@nox.session(name="python-tests", tags=["ci", "test"])
+def python_tests(session: nox.Session) -> None:
+    """Build the extension once (abi3), pytest it on every allowed CPython here."""
+    call(session, pytests.run_python_tests, groups=["build"], root=ROOT)
+
+
+@nox.session(name="sdist", tags=["ci", "package"])
+def sdist_(session: nox.Session) -> None:
+    """maturin sdist into dist/, proven complete by an offline build + import."""
+    call(session, sdist.run_sdist, groups=["build"], root=ROOT)
+
+
+@nox.session(name="suite-tests", tags=["self"])
+def suite_tests(session: nox.Session) -> None:
+    """This repository's own tests (tests/); '-- -m "not slow"' for the fast subset."""
+    session.install(*nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "suite-tests"))
+    session.run("pytest", "tests", *session.posargs)
