@@ -43,6 +43,54 @@ def sdist_(session: nox.Session) -> None:
     call(session, sdist.run_sdist, groups=["build"], root=ROOT)
 
 
+@nox.session(name="linux-wheel", tags=["ci", "package", "release"])
+def linux_wheel(session: nox.Session) -> None:
+    """manylinux2014 abi3 wheel into dist/, native libraries bundled (zig, no Docker needed)."""
+    from ci import linux_wheel
+
+    call(session, linux_wheel.run_linux_wheel, groups=["wheel"], root=ROOT)
+
+
+@nox.session(name="windows-gnu-wheel", tags=["package", "release"])
+def windows_gnu_wheel(session: nox.Session) -> None:
+    """win_amd64 abi3 wheel for x86_64-pc-windows-gnu into dist/, whole DLL closure bundled."""
+    from ci import windows
+
+    call(session, windows.run_windows_gnu_wheel, groups=["windows"], root=ROOT)
+
+
+@nox.session(name="publish-check", tags=["ci", "release"])
+def publish_check(session: nox.Session) -> None:
+    """Release gate over dist/: metadata, tags, contents, licences, smoke installs ('-- --release')."""
+    from ci import publish_check
+
+    call(session, publish_check.run_publish_check, groups=["check"], root=ROOT)
+
+
+@nox.session(name="coverage", tags=["ci"])
+def coverage(session: nox.Session) -> None:
+    """Rust (cargo-tarpaulin, incl. code reached from pytest) + Python coverage into coverage/."""
+    from ci import coverage
+
+    call(session, coverage.run_coverage, groups=["coverage"], root=ROOT)
+
+
+@nox.session(name="lint-workflows", tags=["ci", "lint"])
+def lint_workflows(session: nox.Session) -> None:
+    """zizmor (offline, zero findings) and schema validation of .github/workflows."""
+    from ci import workflows
+
+    call(session, workflows.run_lint_workflows, groups=["lint"], root=ROOT)
+
+
+@nox.session(name="publish-rehearsal", tags=["release"])
+def publish_rehearsal(session: nox.Session) -> None:
+    """Upload dist/ to a throwaway package index on loopback, install from it, import."""
+    from ci import rehearsal
+
+    call(session, rehearsal.run_publish_rehearsal, groups=["rehearsal"], root=ROOT)
+
+
 @nox.session(name="suite-tests", tags=["self"])
 def suite_tests(session: nox.Session) -> None:
     """This repository's own tests (tests/); '-- -m "not slow"' for the fast subset."""
