@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,11 +24,18 @@ def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def file_digest(path: Path) -> str:
+def wheel_fingerprint(wheel: Path) -> str:
+    """A digest of a wheel's contents that ignores what changes on every build
+    without changing the code: maturin's SBOM carries a random serial number
+    (and RECORD lists the SBOM's hash). Uses each member's CRC, so nothing is
+    decompressed."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    with zipfile.ZipFile(wheel) as zf:
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            name = info.filename
+            if "/sboms/" in name or name.endswith(".dist-info/RECORD"):
+                continue
+            h.update(f"{name}\0{info.CRC:08x}\0{info.file_size}\n".encode())
     return h.hexdigest()
 
 
@@ -63,7 +71,7 @@ def install(
     ``python``, unless exactly the same set is there already (same names, same
     wheel bytes). Returns True when something was installed."""
     venv = python.parent.parent
-    key = {"requirements": list(requirements), "wheel": file_digest(wheel) if wheel else None}
+    key = {"requirements": list(requirements), "wheel": wheel_fingerprint(wheel) if wheel else None}
     marker = venv / MARKER
     if marker.exists() and json.loads(marker.read_text()) == key:
         return False

@@ -1,0 +1,101 @@
+"""Shared helpers for the suite's own tests.
+
+End-to-end tests never run in the checkout itself: they copy the workspace
+(or the fixture workspace plus the suite's noxfile.py and ci/) into a
+temporary folder and run real nox sessions there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SUITE_FILES = ("noxfile.py", "ci")
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Files git tracks (plus untracked, not ignored ones) under ``root``."""
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout
+    return [p for p in out.split("\0") if p and (root / p).is_file()]
+
+
+def copy_repo(dest: Path) -> Path:
+    """A copy of this repository as a fresh clone would have it."""
+    for rel in tracked_files(REPO):
+        if rel.startswith("tests/fixtures/"):
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target)
+    return dest
+
+
+def drop_suite_into(workspace: Path) -> Path:
+    """Copy the suite (noxfile.py and ci/) into another maturin workspace."""
+    for name in SUITE_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, workspace / name)
+    return workspace
+
+
+def copy_fixture(name: str, dest: Path) -> Path:
+    shutil.copytree(FIXTURES / name, dest, ignore=shutil.ignore_patterns("target", ".nox", "__pycache__"))
+    return drop_suite_into(dest)
+
+
+def nox_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    # The outer run may itself be on GitHub or inside nox; keep the inner plain.
+    env.pop("GITHUB_ACTIONS", None)
+    env.pop("NOX_CURRENT_SESSION", None)
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra or {})
+    return env
+
+
+def run_nox(workdir: Path, *args: str, env: Mapping[str, str] | None = None,
+            timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """``nox ARGS`` in ``workdir``; output captured (and echoed on failure by callers)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "--no-color", *args],
+        cwd=workdir, env=nox_env(env), capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def output(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout + proc.stderr
+
+
+def assert_ok(proc: subprocess.CompletedProcess[str]) -> str:
+    text = output(proc)
+    assert proc.returncode == 0, text[-6000:]
+    return text
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """A non-zero exit with a readable message and no Python traceback."""
+    text = output(proc)
+    assert proc.returncode != 0, text[-4000:]
+    assert "Traceback (most recent call last)" not in text, text[-4000:]
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in output:\n{text[-4000:]}"
+    return text
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO

@@ -1,0 +1,168 @@
+"""End-to-end: real nox sessions on a copy of this workspace and on the
+differently laid out fixture workspace (same suite, different config).
+
+Each copy is made once per test module and shared by the tests that follow,
+in order: later tests rely on the builds of earlier ones (as a developer's
+edit-test loop does).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    assert_clean_failure,
+    assert_ok,
+    copy_fixture,
+    copy_repo,
+    run_nox,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_repo(tmp_path_factory.mktemp("q-kangaroo"))
+
+
+@pytest.fixture(scope="module")
+def fixture_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_fixture("mini-ws", tmp_path_factory.mktemp("mini") / "ws")
+
+
+def test_nox_lists_sessions_with_descriptions(workspace: Path) -> None:
+    proc = run_nox(workspace, "-l", "--json")
+    sessions = {s["session"]: s for s in json.loads(assert_ok(proc).strip().splitlines()[-1])}
+    for name in ("rust-tests", "python-tests", "sdist"):
+        assert sessions[name]["description"], name
+
+
+def test_rust_tests_on_workspace(workspace: Path) -> None:
+    text = assert_ok(run_nox(workspace, "-s", "rust-tests"))
+    assert "== rust-tests ==" in text
+    assert "qsym-python (extension module; tested by python-tests)" in text
+    assert re.search(r"tests\s+\d+ run, 0 failed", text) or "test result: ok" in text
+
+
+def test_rust_tests_forwards_extra_args(workspace: Path) -> None:
+    text = assert_ok(run_nox(workspace, "-s", "rust-tests", "--", "a000594"))
+    # Only the filtered test ran.
+    assert "a000594_ramanujan_tau" in text
+    assert "a000041_large_values" not in text
+
+
+def test_python_tests_on_workspace_then_no_rebuild(workspace: Path) -> None:
+    first = assert_ok(run_nox(workspace, "-s", "python-tests"))
+    assert re.search(r"Python 3\.\d+\s+passed", first)
+    assert (workspace / "reports" / "python-tests").is_dir()
+    second = assert_ok(run_nox(workspace, "-s", "python-tests", "--", "-k", "partitions"))
+    # No source change: cargo compiles nothing of the workspace again, and the
+    # unchanged wheel is not reinstalled.
+    assert "Compiling qsym-core" not in second
+    assert "Compiling qsym-python" not in second
+    assert "no reinstall" in second
+    assert "1 passed" in second or "2 passed" in second
+
+
+def test_sdist_on_workspace(workspace: Path) -> None:
+    text = assert_ok(run_nox(workspace, "-s", "sdist"))
+    (sdist,) = (workspace / "dist").glob("q_kangaroo-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {Path(*Path(m).parts[1:]).as_posix() for m in tar.getnames()}
+    assert "Cargo.lock" in names
+    assert "crates/qsym-core/src/partitions.rs" in names
+    assert "offline build  ok, imported as: q_kangaroo" in text
+    assert list((workspace / "dist").iterdir()) == [sdist]
+
+
+def test_fixture_workspace_runs_the_same_sessions(fixture_ws: Path) -> None:
+    rust = assert_ok(run_nox(fixture_ws, "-s", "rust-tests"))
+    assert "tally-py (extension module; tested by python-tests)" in rust
+    py = assert_ok(run_nox(fixture_ws, "-s", "python-tests"))
+    assert "Python 3.11" in py
+    assert (fixture_ws / "out" / "reports" / "python-tests").is_dir()
+    sd = assert_ok(run_nox(fixture_ws, "-s", "sdist"))
+    assert "offline build  ok, imported as:" in sd
+    (sdist,) = (fixture_ws / "out" / "dist").glob("tallyho-1.4.2.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {Path(*Path(m).parts[1:]).as_posix() for m in tar.getnames()}
+    assert {"Cargo.lock", "engine/Cargo.toml"} <= names
+
+
+def test_fixture_python_tests_reports_versions_it_skips(fixture_ws: Path) -> None:
+    pyproject = fixture_ws / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace('["3.11", "3.12"]', '["3.11", "3.97"]'))
+    try:
+        out = assert_ok(run_nox(fixture_ws, "-s", "python-tests"))
+    finally:
+        pyproject.write_text(text)
+    assert re.search(r"Python 3\.97\s+skipped: no interpreter found", out)
+
+
+# --- bad input: clear message, non-zero exit, no traceback -------------------
+
+def _edit(ws: Path, old: str, new: str) -> str:
+    pyproject = ws / "pyproject.toml"
+    text = pyproject.read_text()
+    assert old in text
+    pyproject.write_text(text.replace(old, new))
+    return text
+
+
+def test_bad_config_key(fixture_ws: Path) -> None:
+    original = _edit(fixture_ws, "python-versions =", "pyhton-versions =")
+    try:
+        proc = run_nox(fixture_ws, "-s", "rust-tests")
+    finally:
+        (fixture_ws / "pyproject.toml").write_text(original)
+    assert_clean_failure(proc, "unknown key tool.maturin-suite.pyhton-versions")
+
+
+def test_no_interpreter_for_any_version(fixture_ws: Path) -> None:
+    original = _edit(fixture_ws, '["3.11", "3.12"]', '["3.98"]')
+    try:
+        proc = run_nox(fixture_ws, "-s", "python-tests")
+    finally:
+        (fixture_ws / "pyproject.toml").write_text(original)
+    assert_clean_failure(proc, "no CPython interpreter found for any allowed version (3.98)")
+
+
+def test_missing_cargo(fixture_ws: Path, tmp_path: Path) -> None:
+    import shutil
+    import sys
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    proc = run_nox(fixture_ws, "-s", "rust-tests", env={"PATH": str(bindir)})
+    assert shutil.which("cargo", path=str(bindir)) is None
+    assert_clean_failure(proc, "cargo (the Rust toolchain) was not found on PATH", "rustup")
+
+
+def test_missing_gmp(workspace: Path, tmp_path: Path) -> None:
+    # The C compiler cargo's build scripts would use cannot see GMP.
+    proc = run_nox(workspace, "-s", "rust-tests",
+                   env={"CC": f"gcc --sysroot={tmp_path} -nostdinc"})
+    assert_clean_failure(
+        proc,
+        "GMP: the header <gmp.h> was not found",
+        "apt-get install libgmp-dev",
+        "yum install -y gmp-devel",
+        "pacman -S mingw-w64-x86_64-gmp",
+    )
+
+
+def test_wheel_is_abi3_and_has_the_stub(workspace: Path) -> None:
+    (wheel,) = (workspace / "target" / "suite" / "python-tests" / "wheel").glob("*.whl")
+    assert "-cp39-abi3-" in wheel.name
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    assert "q_kangaroo/_core.pyi" in names and "q_kangaroo/py.typed" in names
