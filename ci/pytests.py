@@ -17,7 +17,7 @@ from ci import maturin, toolchain, venvs
 from ci.artifacts import staging_dir
 from ci.config import read_toml
 from ci.context import Context
-from ci.errors import StepFailed
+from ci.errors import ConfigError, StepFailed
 
 
 def test_requirements(ctx: Context) -> list[str]:
@@ -41,11 +41,30 @@ def pytest_command(ctx: Context, python: Path, version: str) -> list[str]:
     ]
 
 
+PYTHONS_ENV = "MATURIN_SUITE_PYTHONS"
+
+
+def selected_versions(ctx: Context) -> tuple[str, ...]:
+    """The configured versions, narrowed by ``MATURIN_SUITE_PYTHONS=3.11,3.12``
+    (for a quicker local loop on one interpreter)."""
+    wanted = ctx.base_env.get(PYTHONS_ENV, "").strip()
+    if not wanted:
+        return ctx.config.python_versions
+    chosen = tuple(v.strip() for v in wanted.split(",") if v.strip())
+    unknown = [v for v in chosen if v not in ctx.config.python_versions]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"{PYTHONS_ENV}={wanted!r} names versions outside "
+            f"tool.maturin-suite.python-versions ({', '.join(ctx.config.python_versions)})"
+        )
+    return chosen
+
+
 def run_python_tests(ctx: Context) -> None:
     cfg = ctx.config
     env = ctx.env()
     toolchain.require_cargo(env)
-    interpreters, missing = toolchain.require_interpreters(cfg.python_versions, env)
+    interpreters, missing = toolchain.require_interpreters(selected_versions(ctx), env)
     if cfg.gmp == "system" or cfg.native:
         with ctx.console.step("check native libraries"):
             toolchain.require_native(cfg.native, env)

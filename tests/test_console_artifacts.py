@@ -87,3 +87,20 @@ def test_staging_dir_is_removed_even_on_error(tmp_path: Path) -> None:
             (d / "half.whl").write_bytes(b"partial")
             raise RuntimeError
     assert list(tmp_path.iterdir()) == []
+
+
+def test_python_versions_can_be_narrowed_by_env() -> None:
+    from ci.config import load_config
+    from ci.context import Context
+    from ci.errors import ConfigError
+    from ci.pytests import selected_versions
+
+    repo = Path(__file__).resolve().parent.parent
+    cfg = load_config(repo)
+    ctx = Context(config=cfg, console=Console(stream=io.StringIO()), base_env={})
+    assert selected_versions(ctx) == cfg.python_versions
+    ctx = Context(config=cfg, console=ctx.console, base_env={"MATURIN_SUITE_PYTHONS": "3.12, 3.9"})
+    assert selected_versions(ctx) == ("3.12", "3.9")
+    ctx = Context(config=cfg, console=ctx.console, base_env={"MATURIN_SUITE_PYTHONS": "3.8"})
+    with pytest.raises(ConfigError, match="MATURIN_SUITE_PYTHONS='3.8' names versions outside"):
+        selected_versions(ctx)
