@@ -57,6 +57,12 @@ class LinuxWheelConfig:
     # Directories added to the linker search path (zig does not search the
     # Debian multiarch directory on its own).
     library_dirs: tuple[str, ...] = ()
+    # gmp = "static": where gmp-mpfr-sys caches compiled GMP between runs
+    # (GMP_MPFR_SYS_CACHE); empty = $XDG_CACHE_HOME/maturin-suite/gmp-mpfr-sys.
+    gmp_cache: str = ""
+    # mode = "container": the image to build in; empty = the policy's
+    # quay.io/pypa/manylinux image.
+    container_image: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class CoverageConfig:
 
     rust_floor: float = 0.0
     python_floor: float = 0.0
+    # The cargo-tarpaulin release the session uses (one on PATH of exactly
+    # this version, else the one installed into the suite's tool cache).
+    tarpaulin_version: str = "0.37.5"
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,12 @@ class PublishConfig:
 
     # Platform tags that a --release set needs one wheel for each.
     platforms: tuple[str, ...] = ()
-    # Bundled library name prefix -> licence file (relative to the root) that
-    # must be in the wheel's .dist-info/licenses/.
-    licenses: dict[str, str] = field(default_factory=dict)
+    # Bundled library name prefix -> licence files (relative to the root) that
+    # must be in every wheel's .dist-info/licenses/ (same name, same bytes).
+    licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Top-level names a wheel may contain besides the import package, its
+    # .libs folder and the .dist-info (anything else is a stray file).
+    extra_toplevel: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
