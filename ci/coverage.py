@@ -1,0 +1,647 @@
+"""The ``coverage`` session: Rust (cargo-tarpaulin, plus the PyO3 layer as
+reached from pytest) and Python (coverage.py) line coverage into ``coverage/``.
+
+Rust, two measurements merged into one report:
+
+1. ``cargo tarpaulin --engine llvm`` runs the workspace's Rust tests (the
+   extension crate excluded, as in ``rust-tests``). Its LCOV lists every
+   coverable line of every crate, the PyO3 crate's included (with 0 hits:
+   Rust tests never load it).
+2. The extension is built by maturin with the same ``-C instrument-coverage``
+   flags into the same cargo target dir, installed into the session venv, and
+   the Python tests run with ``LLVM_PROFILE_FILE`` pointing into a folder the
+   session owns. ``llvm-profdata merge`` + ``llvm-cov export -format=lcov``
+   (LLVM of rustc's major version) turn those profiles into LCOV.
+
+The merge keeps tarpaulin's set of coverable lines (its source analysis
+decides what a line is) and adds the hits the extension run saw on those
+lines; a file tarpaulin does not list takes llvm-cov's lines. So the PyO3
+glue in ``crates/qsym-python/src/lib.rs`` and the core code it calls are
+credited to the Python tests.
+
+Python: ``coverage run -m pytest`` in the same pytest run, over the installed
+package, with ``[paths]`` mapping ``site-packages/<pkg>`` back to the repo.
+
+Outputs (``coverage/``): ``rust/`` and ``python/`` each with ``lcov.info``,
+a Cobertura XML (``cobertura.xml`` / ``coverage.xml``) and ``html/``, and
+``summary.md``. Below ``[tool.maturin-suite.coverage]`` ``rust-floor`` or
+``python-floor`` the session fails and says by how much.
+
+Build state lives in ``target/suite/coverage`` (its own cargo target dir,
+kept between runs, so a second run only re-links what changed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci import cargo, maturin, toolchain, venvs
+from ci.artifacts import staging_dir
+from ci.config import read_toml
+from ci.context import Context
+from ci.errors import CheckFailed, ConfigError, SuiteError, ToolMissing
+from ci.pytests import test_requirements
+
+SESSION = "coverage"
+OUTPUT_DIR = "coverage"
+# The default, and what tarpaulin prints for ``--print-rust-flags`` with the
+# llvm engine; the real flags are asked from tarpaulin at run time.
+INSTRUMENT_FLAGS = "-Cdebuginfo=2 -Cstrip=none --cfg=tarpaulin -Cinstrument-coverage"
+
+# repo-relative posix path -> line number -> hits
+LineHits = dict[str, dict[int, int]]
+
+
+# --------------------------------------------------------------------------
+# LCOV: read, merge, write
+
+
+def parse_lcov(text: str, root: Path, *, exclude: Sequence[Path] = ()) -> LineHits:
+    """Line hits (``DA`` records) of an LCOV tracefile, for files under
+    ``root`` only (paths made relative to it) and not under ``exclude``.
+
+    Several records for one file are added up, as ``lcov --add-tracefile``
+    does. Function and branch records are not kept: floors are on lines.
+    """
+    root = root.resolve()
+    data: LineHits = {}
+    current: dict[int, int] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("SF:"):
+            path = Path(line[3:])
+            if not path.is_absolute():
+                path = root / path
+            path = Path(os.path.normpath(path))
+            if path.is_relative_to(root) and not any(path.is_relative_to(e) for e in exclude):
+                current = data.setdefault(path.relative_to(root).as_posix(), {})
+            else:
+                current = None
+        elif line.startswith("DA:") and current is not None:
+            fields = line[3:].split(",")
+            try:
+                number, hits = int(fields[0]), int(fields[1])
+            except (IndexError, ValueError):
+                raise SuiteError(f"malformed LCOV line: {raw!r}") from None
+            current[number] = current.get(number, 0) + max(hits, 0)
+        elif line == "end_of_record":
+            current = None
+    return data
+
+
+def merge_extension(workspace: LineHits, extension: LineHits) -> LineHits:
+    """tarpaulin's lines (``workspace``) with the extension run's hits added.
+
+    For a file both list, only tarpaulin's coverable lines count, and each
+    gets the sum of both runs' hits; a file only the extension run saw keeps
+    its own lines.
+    """
+    merged: LineHits = {path: dict(lines) for path, lines in workspace.items()}
+    for path, lines in extension.items():
+        base = merged.get(path)
+        if base is None:
+            merged[path] = dict(lines)
+            continue
+        for number, hits in lines.items():
+            if number in base:
+                base[number] += hits
+    return merged
+
+
+def render_lcov(data: LineHits, test_name: str = "") -> str:
+    """An LCOV tracefile (repo-relative ``SF`` paths, which Codecov resolves)."""
+    out: list[str] = []
+    for path in sorted(data):
+        lines = data[path]
+        out.append(f"TN:{test_name}")
+        out.append(f"SF:{path}")
+        out += [f"DA:{n},{lines[n]}" for n in sorted(lines)]
+        out.append(f"LF:{len(lines)}")
+        out.append(f"LH:{sum(1 for h in lines.values() if h > 0)}")
+        out.append("end_of_record")
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class Totals:
+    covered: int
+    lines: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.covered / self.lines if self.lines else 0.0
+
+    def text(self) -> str:
+        return f"{self.percent:.2f}% ({self.covered}/{self.lines} lines)"
+
+
+def totals(data: LineHits, prefix: str = "") -> Totals:
+    """Covered and coverable lines over the files whose path starts with ``prefix``."""
+    covered = lines = 0
+    for path, hits in data.items():
+        if path.startswith(prefix):
+            lines += len(hits)
+            covered += sum(1 for h in hits.values() if h > 0)
+    return Totals(covered, lines)
+
+
+def file_totals(data: LineHits) -> list[tuple[str, Totals]]:
+    return [(path, totals({path: data[path]})) for path in sorted(data)]
+
+
+def python_totals(coverage_json: Path) -> tuple[Totals, list[tuple[str, Totals]]]:
+    """Line totals from ``coverage json`` (statements, not branches)."""
+    try:
+        report = json.loads(coverage_json.read_text(encoding="utf-8"))
+        t = report["totals"]
+        files = [
+            (path, Totals(int(f["summary"]["covered_lines"]), int(f["summary"]["num_statements"])))
+            for path, f in sorted(report["files"].items())
+        ]
+        return Totals(int(t["covered_lines"]), int(t["num_statements"])), files
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SuiteError(f"cannot read the coverage.py JSON report {coverage_json}: {e}") from None
+
+
+# --------------------------------------------------------------------------
+# Floors
+
+
+def floor_shortfall(language: str, measured: Totals, floor: float, key: str) -> str | None:
+    """A message when ``measured`` is below ``floor`` (percent), else None."""
+    if measured.percent >= floor:
+        return None
+    return (
+        f"{language} line coverage {measured.percent:.2f}% is {floor - measured.percent:.2f} "
+        f"points below the floor {floor:.2f}% ({key})"
+    )
+
+
+def check_floors(results: Iterable[tuple[str, Totals, float, str]]) -> None:
+    """Raise :class:`CheckFailed` naming every language below its floor."""
+    problems = [m for m in (floor_shortfall(*r) for r in results) if m]
+    if problems:
+        raise CheckFailed(
+            "; ".join(problems),
+            hint="add tests for the lines listed in coverage/*/html, or lower the floor in "
+            "[tool.maturin-suite.coverage] of pyproject.toml (never above what the project reaches)",
+        )
+
+
+# --------------------------------------------------------------------------
+# cargo-tarpaulin: pinned, on PATH or installed into the suite's tool cache
+
+TARPAULIN_INSTALL_HINT = (
+    "the session installs it with 'cargo install --locked cargo-tarpaulin@{v} "
+    "--no-default-features --root {root}' (needs crates.io and a C compiler); "
+    "or put a prebuilt cargo-tarpaulin {v} on PATH (in CI: taiki-e/install-action)"
+)
+
+
+def tools_cache(env: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/maturin-suite/tools`` (default ``~/.cache/...``)."""
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "maturin-suite" / "tools"
+
+
+def tarpaulin_root(env: Mapping[str, str], version: str) -> Path:
+    """The ``cargo install --root`` of one tarpaulin version."""
+    return tools_cache(env) / f"cargo-tarpaulin-{version}"
+
+
+def tool_version(exe: str | Path, env: Mapping[str, str], args: Sequence[str] = ("--version",)) -> str | None:
+    """The first ``X.Y.Z`` a program prints for ``--version``, or None."""
+    try:
+        proc = subprocess.run(
+            [str(exe), *args], env=dict(env), capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"(\d+\.\d+\.\d+)", proc.stdout + proc.stderr)
+    return m.group(1) if proc.returncode == 0 and m else None
+
+
+def check_version_pin(version: str) -> None:
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ConfigError(
+            f"tool.maturin-suite.coverage.tarpaulin-version must be an exact version like '0.37.5'; got {version!r}"
+        )
+
+
+def find_tarpaulin(env: Mapping[str, str], version: str) -> tuple[Path, str] | None:
+    """(cargo-tarpaulin, where) of exactly ``version``: PATH first, then the cache."""
+    on_path = shutil.which("cargo-tarpaulin", path=env.get("PATH"))
+    if on_path and tool_version(on_path, env) == version:
+        return Path(on_path), "PATH"
+    exe = tarpaulin_root(env, version) / "bin" / ("cargo-tarpaulin.exe" if os.name == "nt" else "cargo-tarpaulin")
+    if exe.is_file() and tool_version(exe, env) == version:
+        return exe, "cache"
+    return None
+
+
+def install_command(cargo_exe: str, version: str, root: Path) -> list[str]:
+    """The cheapest pinned install: no libgit2/openssl (``--no-default-features``)."""
+    return [
+        cargo_exe, "install", "--locked", f"cargo-tarpaulin@{version}",
+        "--no-default-features", "--root", str(root),
+    ]
+
+
+def ensure_tarpaulin(ctx: Context, cargo_exe: str, version: str) -> tuple[Path, str]:
+    """cargo-tarpaulin ``version``, installed into the tool cache when absent."""
+    env = ctx.env()
+    found = find_tarpaulin(env, version)
+    if found:
+        return found
+    root = tarpaulin_root(env, version)
+    hint = TARPAULIN_INSTALL_HINT.format(v=version, root=root)
+    # cargo install builds in a temporary target dir of its own, unless told otherwise.
+    install_env = {k: v for k, v in env.items() if k not in ("CARGO_TARGET_DIR", "RUSTFLAGS", "LLVM_PROFILE_FILE")}
+    ctx.console.run(
+        install_command(cargo_exe, version, root), cwd=ctx.root, env=install_env,
+        title=f"install cargo-tarpaulin {version} into {root}", hint=hint,
+    )
+    found = find_tarpaulin(env, version)
+    if found is None:
+        raise ToolMissing(f"cargo-tarpaulin {version} is still not runnable after installing into {root}", hint=hint)
+    return found[0], "installed"
+
+
+def tarpaulin_rustflags(ctx: Context, tarpaulin: Path) -> str:
+    """The RUSTFLAGS tarpaulin builds with (so the extension build reuses the
+    same instrumented dependencies)."""
+    proc = ctx.console.run(
+        [tarpaulin, "tarpaulin", "--print-rust-flags", "--engine", "llvm"],
+        cwd=ctx.config.workspace, env=ctx.env(), title="tarpaulin --print-rust-flags", capture=True,
+    )
+    m = re.search(r'RUSTFLAGS="([^"]*)"', proc.stdout + proc.stderr)
+    flags = m.group(1) if m else ""
+    return flags if "instrument-coverage" in flags else f"{flags} {INSTRUMENT_FLAGS}".strip()
+
+
+# --------------------------------------------------------------------------
+# LLVM tools of rustc's LLVM major version
+
+
+def rustc_llvm_major(env: Mapping[str, str]) -> int:
+    rustc = shutil.which("rustc", path=env.get("PATH"))
+    if rustc is None:
+        raise ToolMissing("rustc was not found on PATH", hint=toolchain.CARGO_HINT)
+    proc = subprocess.run([rustc, "-vV"], env=dict(env), capture_output=True, text=True, check=False)
+    m = re.search(r"^LLVM version: (\d+)\.", proc.stdout, re.MULTILINE)
+    if proc.returncode != 0 or not m:
+        raise ToolMissing(f"'rustc -vV' does not name its LLVM version: {proc.stdout}{proc.stderr}".strip())
+    return int(m.group(1))
+
+
+def llvm_hint(major: int) -> str:
+    return (
+        f"the extension's profiles need llvm-profdata and llvm-cov of LLVM {major} (rustc's). "
+        f"Debian 12: 'apt-get install llvm-{major}' (bookworm-security); Ubuntu: 'apt-get install "
+        f"llvm-{major}' (or apt.llvm.org); with rustup (any OS, manylinux): 'rustup component add "
+        f"llvm-tools'; MSYS2: 'pacman -S mingw-w64-x86_64-llvm' if its major version is {major}; "
+        "or set LLVM_PROFDATA and LLVM_COV to the programs"
+    )
+
+
+def llvm_candidates(name: str, major: int, env: Mapping[str, str]) -> list[str]:
+    """Where ``name`` (llvm-profdata, llvm-cov) may be, best first."""
+    found: list[str] = []
+    override = env.get(name.upper().replace("-", "_"))  # LLVM_PROFDATA, LLVM_COV
+    if override:
+        found.append(override)
+    exe = f"{name}.exe" if os.name == "nt" else name
+    rustc = shutil.which("rustc", path=env.get("PATH"))
+    if rustc:
+        proc = subprocess.run([rustc, "--print", "sysroot"], env=dict(env), capture_output=True, text=True, check=False)
+        host = subprocess.run([rustc, "-vV"], env=dict(env), capture_output=True, text=True, check=False)
+        m = re.search(r"^host: (\S+)", host.stdout, re.MULTILINE)
+        if proc.returncode == 0 and m:
+            found.append(str(Path(proc.stdout.strip()) / "lib" / "rustlib" / m.group(1) / "bin" / exe))
+    for cand in (f"{name}-{major}", name):
+        path = shutil.which(cand, path=env.get("PATH"))
+        if path:
+            found.append(path)
+    found.append(f"/usr/lib/llvm-{major}/bin/{name}")
+    return found
+
+
+def find_llvm_tool(name: str, major: int, env: Mapping[str, str]) -> str:
+    """``name`` of LLVM ``major``; :class:`ToolMissing` with install advice otherwise."""
+    seen: list[str] = []
+    for cand in llvm_candidates(name, major, env):
+        if not Path(cand).is_file() and not shutil.which(cand, path=env.get("PATH")):
+            continue
+        version = tool_version(cand, env)
+        if version and int(version.split(".")[0]) == major:
+            return cand
+        seen.append(f"{cand} ({'LLVM ' + version if version else 'no version'})")
+    found = f"; found only {', '.join(seen)}" if seen else ""
+    raise ToolMissing(f"{name} of LLVM {major} was not found{found}", hint=llvm_hint(major))
+
+
+# --------------------------------------------------------------------------
+# Python: coverage.py configuration
+
+
+def python_source_dir(ctx: Context) -> Path:
+    """The package's source folder in the repo (maturin's ``python-source``)."""
+    data = read_toml(ctx.config.python_pyproject)
+    source = data.get("tool", {}).get("maturin", {}).get("python-source", ".")
+    return ctx.config.python_crate / str(source) / ctx.config.import_name
+
+
+def coveragerc(ctx: Context, data_file: Path) -> str:
+    """A coverage.py rcfile: measure the installed package, report repo paths."""
+    src = python_source_dir(ctx).relative_to(ctx.root).as_posix()
+    pkg = ctx.config.import_name
+    return "\n".join([
+        "[run]",
+        f"source_pkgs = {pkg}",
+        "parallel = true",
+        "relative_files = true",
+        f"data_file = {data_file}",
+        "",
+        "[paths]",
+        "source =",
+        f"    {src}",
+        f"    */site-packages/{pkg}",
+        "",
+        "[report]",
+        "show_missing = true",
+        "",
+        "[html]",
+        f"title = {pkg}: Python coverage",
+        "",
+    ])
+
+
+# --------------------------------------------------------------------------
+# The session
+
+
+@dataclass(frozen=True)
+class Measured:
+    rust: LineHits
+    rust_parts: dict[str, LineHits]
+    python: Totals
+    python_files: list[tuple[str, Totals]]
+
+
+def summary_markdown(ctx: Context, m: Measured) -> str:
+    cfg = ctx.config.coverage
+    crate = ctx.config.python_crate.relative_to(ctx.root).as_posix() + "/"
+    rust = totals(m.rust)
+
+    def status(t: Totals, floor: float) -> str:
+        return "ok" if t.percent >= floor else f"FAIL (-{floor - t.percent:.2f})"
+
+    lines = [
+        "# Coverage summary",
+        "",
+        "| language | lines covered | percent | floor | status |",
+        "|---|---|---|---|---|",
+        f"| Rust (tarpaulin + pytest) | {rust.covered}/{rust.lines} | {rust.percent:.2f}% "
+        f"| {cfg.rust_floor:.2f}% | {status(rust, cfg.rust_floor)} |",
+        f"| Python (coverage.py) | {m.python.covered}/{m.python.lines} | {m.python.percent:.2f}% "
+        f"| {cfg.python_floor:.2f}% | {status(m.python, cfg.python_floor)} |",
+        "",
+        "| Rust file | tarpaulin alone | merged |",
+        "|---|---|---|",
+    ]
+    alone = m.rust_parts["workspace"]
+    for path, t in file_totals(m.rust):
+        before = totals({path: alone[path]}).text() if path in alone else "-"
+        lines.append(f"| {path} | {before} | {t.text()} |")
+    lines += ["", "| Python file | covered |", "|---|---|"]
+    lines += [f"| {path} | {t.text()} |" for path, t in m.python_files]
+    pyo3 = totals(m.rust, crate)
+    lines += [
+        "",
+        f"PyO3 crate ({crate}), reached from the Python tests: {pyo3.text()}.",
+        "Reports: rust/ and python/ (lcov.info, Cobertura XML, html/index.html).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def publish_reports(staging: Path, out: Path) -> None:
+    """Replace ``out/rust``, ``out/python`` and ``out/summary.md`` (all ours)."""
+    for item in sorted(staging.iterdir()):
+        dest = out / item.name
+        old = out / f".old-{item.name}"
+        remove(old)
+        if dest.exists():
+            dest.rename(old)
+        item.rename(dest)
+        remove(old)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def clean_dir(path: Path) -> Path:
+    """An empty ``path`` (a folder this session owns)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def run_tarpaulin(ctx: Context, tarpaulin: Path, target: Path, out: Path) -> LineHits:
+    cfg = ctx.config
+    clean_dir(out)
+    ctx.console.run(
+        [
+            tarpaulin, "tarpaulin",
+            "--engine", "llvm",
+            "--workspace", "--exclude", cargo.python_crate_name(ctx),
+            "--locked", "--skip-clean",
+            "--target-dir", target,
+            "--out", "Lcov",
+            "--output-dir", out,
+        ],
+        cwd=cfg.workspace, env=ctx.env(), title="cargo tarpaulin (workspace tests, llvm engine)",
+    )
+    lcov = out / "lcov.info"
+    if not lcov.is_file():
+        raise SuiteError(f"cargo tarpaulin wrote no {lcov}")
+    return parse_lcov(lcov.read_text(encoding="utf-8"), ctx.root, exclude=[cfg.workspace / "target", target])
+
+
+def build_instrumented_wheel(ctx: Context, work: Path, target: Path, rustflags: str) -> Path:
+    """The extension built with coverage instrumentation (dev profile)."""
+    wheel_dir = work / "wheel"
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    # Build scripts and proc macros are instrumented too and write profiles
+    # where they run: keep those in a folder of ours, not in the source tree.
+    build_profiles = clean_dir(work / "build-profraw")
+    env = ctx.env(
+        RUSTFLAGS=rustflags,
+        LLVM_PROFILE_FILE=str(build_profiles / "build-%p-%m.profraw"),
+    )
+    with staging_dir(work, "build") as staging:
+        built = maturin.build_wheel(
+            ctx, staging, profile="dev",
+            extra_args=["--auditwheel", "skip", "--target-dir", str(target), "--locked"],
+            env=env, title="maturin build (instrumented for coverage)",
+        )
+        for old in wheel_dir.glob("*.whl"):
+            old.unlink()
+        wheel = wheel_dir / built.name
+        built.replace(wheel)
+    shutil.rmtree(build_profiles, ignore_errors=True)
+    return wheel
+
+
+def extension_lcov(ctx: Context, python: Path, profiles: Path, work: Path, major: int) -> str:
+    env = ctx.env()
+    raws = sorted(profiles.glob("*.profraw"))
+    if not raws:
+        raise SuiteError(
+            f"the Python tests ran but the extension wrote no .profraw into {profiles}",
+            hint="the extension must be built with -C instrument-coverage and the interpreter must exit normally",
+        )
+    profdata_tool = find_llvm_tool("llvm-profdata", major, env)
+    cov_tool = find_llvm_tool("llvm-cov", major, env)
+    proc = ctx.console.run(
+        [python, "-c", f"import {ctx.config.module} as m; print(m.__file__)"],
+        cwd=work, env=env, title="locate the installed extension", capture=True,
+    )
+    ext = Path(proc.stdout.strip().splitlines()[-1])
+    profdata = work / "extension.profdata"
+    ctx.console.run(
+        [profdata_tool, "merge", "-sparse", "-o", profdata, *raws],
+        cwd=work, env=env, title=f"llvm-profdata merge ({len(raws)} profiles)",
+    )
+    proc = ctx.console.run(
+        [cov_tool, "export", "-format=lcov", "-instr-profile", profdata, ext],
+        cwd=work, env=env, title=f"llvm-cov export {ext.name}", capture=True,
+    )
+    return proc.stdout
+
+
+def run_coverage(ctx: Context) -> None:
+    cfg = ctx.config
+    env = ctx.env()
+    if ctx.tool_bin is None:
+        raise SuiteError("the coverage session needs its venv (pytest, coverage.py): run it through nox")
+    check_version_pin(cfg.coverage.tarpaulin_version)
+    cargo_exe = toolchain.require_cargo(env)
+    if cfg.gmp == "system" or cfg.native:
+        with ctx.console.step("check native libraries"):
+            toolchain.require_native(cfg.native, env)
+    with ctx.console.step("find LLVM tools"):
+        major = rustc_llvm_major(env)
+        find_llvm_tool("llvm-profdata", major, env)
+        find_llvm_tool("llvm-cov", major, env)
+    with ctx.console.step("find cargo-tarpaulin"):
+        tarpaulin, origin = ensure_tarpaulin(ctx, cargo_exe, cfg.coverage.tarpaulin_version)
+        ctx.console.say(f"cargo-tarpaulin {cfg.coverage.tarpaulin_version}: {tarpaulin} ({origin})")
+
+    work = cfg.work_dir(SESSION)
+    target = work / "cargo"
+    work.mkdir(parents=True, exist_ok=True)
+
+    # 1. Rust tests under tarpaulin.
+    workspace_hits = run_tarpaulin(ctx, tarpaulin, target, work / "tarpaulin")
+
+    # 2. The extension, instrumented, into the session venv.
+    wheel = build_instrumented_wheel(ctx, work, target, tarpaulin_rustflags(ctx, tarpaulin))
+    python = Path(ctx.tool("python"))
+    venvs.install(
+        ctx, python, test_requirements(ctx), wheel=wheel, distribution=cfg.distribution,
+        title=f"install {wheel.name} into the session venv",
+    )
+
+    # 3. One pytest run: coverage.py for Python, LLVM profiles for Rust.
+    py_work = clean_dir(work / "python")
+    profiles = clean_dir(work / "profraw")
+    rc = work / "coveragerc"
+    rc.write_text(coveragerc(ctx, py_work / ".coverage"), encoding="utf-8")
+    coverage = [str(python), "-m", "coverage"]
+    ctx.console.run(
+        [
+            *coverage, "run", f"--rcfile={rc}", "-m", "pytest", str(cfg.python_tests),
+            "-o", f"cache_dir={work / 'pytest-cache'}", *ctx.posargs,
+        ],
+        cwd=work,
+        env=ctx.env(LLVM_PROFILE_FILE=str(profiles / f"{cfg.import_name}-%p-%m.profraw")),
+        title="pytest under coverage.py, extension writing LLVM profiles",
+    )
+
+    out = cfg.root / OUTPUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    with staging_dir(out, ".staging") as staging:
+        # Python reports (run from the root: the [paths] mapping is repo-relative).
+        pydir = staging / "python"
+        pydir.mkdir()
+        ctx.console.run([*coverage, "combine", f"--rcfile={rc}"], cwd=cfg.root, env=env, title="coverage combine")
+        for args, title in (
+            (["xml", "-o", str(pydir / "coverage.xml")], "coverage xml"),
+            (["lcov", "-o", str(pydir / "lcov.info")], "coverage lcov"),
+            (["html", "-d", str(pydir / "html")], "coverage html"),
+            (["json", "-o", str(py_work / "coverage.json")], "coverage json"),
+            (["report"], "coverage report"),
+        ):
+            ctx.console.run([*coverage, *args, f"--rcfile={rc}"], cwd=cfg.root, env=env, title=title)
+        py_totals, py_files = python_totals(py_work / "coverage.json")
+
+        # Rust: merge the extension's hits into tarpaulin's report.
+        ext_hits = parse_lcov(
+            extension_lcov(ctx, python, profiles, work, major), ctx.root,
+            exclude=[cfg.workspace / "target", target],
+        )
+        rust = merge_extension(workspace_hits, ext_hits)
+        if not totals(rust).lines:
+            raise SuiteError("the Rust coverage report has no lines: tarpaulin and llvm-cov measured nothing")
+        rdir = staging / "rust"
+        (rdir / "parts").mkdir(parents=True)
+        (rdir / "lcov.info").write_text(render_lcov(rust, "rust"), encoding="utf-8")
+        (rdir / "parts" / "tarpaulin.lcov").write_text(render_lcov(workspace_hits, "tarpaulin"), encoding="utf-8")
+        (rdir / "parts" / "extension-pytest.lcov").write_text(render_lcov(ext_hits, "pytest"), encoding="utf-8")
+        ctx.console.run(
+            [ctx.tool("lcov_cobertura", hint="from the 'coverage' dependency group"),
+             str(rdir / "lcov.info"), "--base-dir", str(cfg.root), "--output", str(rdir / "cobertura.xml")],
+            cwd=cfg.root, env=env, title="lcov_cobertura (Rust Cobertura XML)",
+        )
+        if not (rdir / "cobertura.xml").is_file():
+            raise SuiteError("lcov_cobertura wrote no Rust Cobertura XML")
+        (rdir / "html").mkdir()
+        ctx.console.run(
+            [ctx.tool("pycobertura", hint="from the 'coverage' dependency group"),
+             "show", "--format", "html", "--source", str(cfg.root),
+             "--output", str(rdir / "html" / "index.html"), str(rdir / "cobertura.xml")],
+            cwd=cfg.root, env=env, title="pycobertura (Rust HTML)",
+        )
+        measured = Measured(rust, {"workspace": workspace_hits, "extension": ext_hits}, py_totals, py_files)
+        summary = summary_markdown(ctx, measured)
+        (staging / "summary.md").write_text(summary, encoding="utf-8")
+        publish_reports(staging, out)
+
+    ctx.console.say(summary)
+    rust_t = totals(rust)
+    crate = cfg.python_crate.relative_to(cfg.root).as_posix() + "/"
+    ctx.console.summary(SESSION, [
+        ("Rust", f"{rust_t.text()}, floor {cfg.coverage.rust_floor:.2f}%"),
+        ("  tarpaulin alone", totals(workspace_hits).text()),
+        ("  PyO3 crate", f"{totals(rust, crate).text()} (reached from pytest)"),
+        ("Python", f"{py_totals.text()}, floor {cfg.coverage.python_floor:.2f}%"),
+        ("cargo-tarpaulin", f"{cfg.coverage.tarpaulin_version} ({origin}: {tarpaulin})"),
+        ("reports", f"{out}/{{rust,python}}/{{lcov.info,*.xml,html/}}, {out / 'summary.md'}"),
+    ])
+    check_floors([
+        ("Rust", rust_t, cfg.coverage.rust_floor, "tool.maturin-suite.coverage.rust-floor"),
+        ("Python", py_totals, cfg.coverage.python_floor, "tool.maturin-suite.coverage.python-floor"),
+    ])
