@@ -1,0 +1,688 @@
+"""The ``publish-check`` session: the release gate over ``dist/``.
+
+Every artifact in ``dist/`` (wheels of any platform and the sdist) goes
+through every rule that applies to it; each rule yields
+:class:`ci.checks.Finding` rows, printed as an artifact x rule table and
+written to ``reports/publish-check/report.md``. The session fails when any row
+fails, and each failure names the file and the rule.
+
+Rules
+    ``zip``           the wheel is a readable zip and its RECORD matches its bytes
+    ``twine``         ``twine check --strict`` (metadata renders, is complete)
+    ``version``       one version in the file name, the metadata, the python
+                      crate's Cargo.toml, pyproject.toml and the git tag
+    ``tags``          abi3 ``cp3X`` tag for the lowest allowed Python, WHEEL tags
+                      equal the file name's, platform one of ``publish.platforms``
+    ``abi3audit``     no symbol outside the limited API (abi3 wheels)
+    ``auditwheel``    ``auditwheel show``: the policy holds, no external library
+    ``bundled-libs``  ``<pkg>.libs/`` holds exactly ``linux-wheel.bundled-libraries``,
+                      wired by DT_NEEDED and RPATH
+    ``contents``      check-wheel-contents (W010 accepted for ``<pkg>.libs/`` only)
+    ``stray-files``   nothing but the package, its ``.libs``, the ``.dist-info``
+    ``licenses``      licence texts of contained libraries in ``.dist-info/licenses/``
+    ``sdist``         ``Cargo.lock`` and path dependencies inside; builds offline
+    ``smoke``         installed in a fresh venv per allowed CPython, ``smoke`` runs,
+                      ``__version__`` matches, bundled libraries load from the wheel
+    ``release-set``   (``-- --release``) one wheel per platform plus the sdist,
+                      one version, nothing stale
+    Windows wheels add the rows of :func:`ci.dll.windows_wheel_findings`.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import email.parser
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ci import artifacts, checks, dll, sdist, toolchain, venvs, wheelcheck
+from ci.checks import Finding
+from ci.config import SuiteConfig, cargo_package, read_toml
+from ci.context import Context
+from ci.errors import CheckFailed, SuiteError
+
+SESSION = "publish-check"
+POLICY_PLATFORM = {
+    "manylinux2014": "manylinux_2_17_x86_64",
+    "manylinux_2_17": "manylinux_2_17_x86_64",
+    "manylinux_2_28": "manylinux_2_28_x86_64",
+    "manylinux_2_34": "manylinux_2_34_x86_64",
+}
+DIST_INFO_ALLOWED = re.compile(r"(METADATA|WHEEL|RECORD|entry_points\.txt|licenses/.+|sboms/.+)")
+STRAY_NAMES = re.compile(
+    r"(^|/)(__pycache__/|\.git|\.DS_Store$|\.nox/|target/|\.pytest_cache/)"
+    r"|\.(pyc|pyo|orig|rej|swp|bak|o|a|obj|lib|pdb|profraw)$|~$"
+)
+SMOKE_WRAPPER = r"""
+import importlib, json, os, sys
+exec(compile({smoke!r}, "<smoke>", "exec"), {{"__name__": "__smoke__"}})
+top = importlib.import_module({top!r})
+libs = set()
+if os.path.exists("/proc/self/maps"):
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and os.path.basename(parts[-1]).startswith(tuple({prefixes!r})):
+                libs.add(os.path.realpath(parts[-1]))
+print("SUITE-SMOKE " + json.dumps({{
+    "version": getattr(top, "__version__", None),
+    "package_dir": os.path.realpath(os.path.dirname(top.__file__)),
+    "libs": sorted(libs),
+}}))
+"""
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The version each source of truth states."""
+
+    expected: str  # the Python package version (pyproject or the python crate)
+    cargo: str
+    pyproject: str | None  # None when [project].version is dynamic
+    tag: str | None
+
+
+# --------------------------------------------------------------- helpers
+
+
+def normalize(version: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(version.lstrip("v")))
+    except InvalidVersion:
+        return version
+
+
+def git_tag(root: Path, env: Mapping[str, str]) -> str | None:
+    """The release tag being built: GitHub's ref when it is a tag, else
+    ``git describe --exact-match``; None when HEAD is not tagged."""
+    if env.get("GITHUB_REF_TYPE") == "tag" and env.get("GITHUB_REF_NAME"):
+        return env["GITHUB_REF_NAME"]
+    git = shutil.which("git", path=env.get("PATH"))
+    if not git:
+        return None
+    proc = subprocess.run([git, "describe", "--tags", "--exact-match", "HEAD"], cwd=root,
+                          env=dict(env), capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def project_versions(cfg: SuiteConfig, env: Mapping[str, str]) -> Versions:
+    cargo = cargo_package(cfg.python_manifest, cfg.workspace)["version"]
+    project = read_toml(cfg.python_pyproject).get("project", {})
+    pyproject = str(project["version"]) if "version" in project else None
+    return Versions(expected=normalize(pyproject or cargo), cargo=normalize(cargo),
+                    pyproject=normalize(pyproject) if pyproject else None, tag=git_tag(cfg.root, env))
+
+
+def wheel_tags(name: str) -> tuple[str, str, frozenset]:
+    """(normalized name, version, tags) of a wheel file name."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        dist, version, _build, tags = parse_wheel_filename(name)
+    except InvalidWheelFilename as e:
+        raise CheckFailed(f"{name}: invalid wheel file name ({e})") from None
+    return str(dist), str(version), frozenset(tags)
+
+
+def sdist_version(name: str) -> tuple[str, str]:
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    try:
+        dist, version = parse_sdist_filename(name)
+    except InvalidSdistFilename as e:
+        raise CheckFailed(f"{name}: invalid sdist file name ({e})") from None
+    return str(dist), str(version)
+
+
+def dist_info_dir(members: Iterable[str]) -> str | None:
+    tops = {PurePosixPath(m).parts[0] for m in members}
+    found = [t for t in tops if t.endswith(".dist-info")]
+    return found[0] if len(found) == 1 else None
+
+
+def metadata_of(members: Mapping[str, bytes], info: str) -> email.message.Message:
+    return email.parser.BytesParser().parsebytes(members.get(f"{info}/METADATA", b""))
+
+
+def is_linux(tags: frozenset) -> bool:
+    return any("linux" in t.platform for t in tags)
+
+
+def is_windows(tags: frozenset) -> bool:
+    return any(t.platform.startswith("win") for t in tags)
+
+
+def lowest_python_tag(cfg: SuiteConfig) -> str:
+    lowest = min(cfg.python_versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+    return "cp" + lowest.replace(".", "")
+
+
+# ----------------------------------------------------------- wheel rules
+
+
+def record_findings(name: str, members: Mapping[str, bytes], info: str | None) -> list[Finding]:
+    """``zip``: RECORD lists every member with its sha256 and size."""
+    if info is None or f"{info}/RECORD" not in members:
+        return [Finding(name, "zip", "fail", "no single .dist-info/RECORD")]
+    rows = list(csv.reader(io.StringIO(members[f"{info}/RECORD"].decode("utf-8", "replace"))))
+    listed: dict[str, tuple[str, str]] = {r[0]: (r[1], r[2]) for r in rows if r}
+    problems = []
+    for member, data in members.items():
+        if member == f"{info}/RECORD":
+            continue
+        if member not in listed:
+            problems.append(f"{member} is not in RECORD")
+            continue
+        digest, size = listed[member]
+        want = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        if digest != want or (size and int(size) != len(data)):
+            problems.append(f"{member}: hash/size differ from RECORD")
+    for member in listed:
+        if member not in members:
+            problems.append(f"RECORD lists {member}, which is not in the wheel")
+    if problems:
+        return [Finding(name, "zip", "fail", "; ".join(problems[:5]))]
+    return [Finding(name, "zip", "pass", f"{len(members)} members, RECORD matches")]
+
+
+def version_findings(name: str, file_version: str, meta_version: str | None, v: Versions) -> list[Finding]:
+    stated = {"file name": normalize(file_version), "Cargo.toml": v.cargo}
+    if meta_version is not None:
+        stated["metadata"] = normalize(meta_version)
+    if v.pyproject:
+        stated["pyproject.toml"] = v.pyproject
+    if v.tag:
+        stated[f"tag {v.tag}"] = normalize(v.tag)
+    wrong = {k: x for k, x in stated.items() if x != v.expected}
+    if wrong:
+        detail = ", ".join(f"{k} says {x}" for k, x in wrong.items())
+        return [Finding(name, "version", "fail", f"expected {v.expected}: {detail}")]
+    return [Finding(name, "version", "pass", f"{v.expected} ({', '.join(stated)})")]
+
+
+def tag_findings(cfg: SuiteConfig, name: str, tags: frozenset, members: Mapping[str, bytes],
+                 info: str | None) -> list[Finding]:
+    problems = []
+    want_py = lowest_python_tag(cfg)
+    for t in sorted(tags, key=str):
+        if t.abi != "abi3":
+            problems.append(f"{t}: ABI tag {t.abi}, not abi3 (one wheel serves every CPython)")
+        if t.interpreter != want_py:
+            problems.append(f"{t}: interpreter tag {t.interpreter}, expected {want_py} "
+                            f"(lowest of python-versions)")
+    platforms = {t.platform for t in tags}
+    if cfg.publish.platforms and not platforms & set(cfg.publish.platforms):
+        problems.append(f"platform {', '.join(sorted(platforms))} is none of publish.platforms "
+                        f"({', '.join(cfg.publish.platforms)})")
+    if info is not None:
+        wheel_meta = email.parser.BytesParser().parsebytes(members.get(f"{info}/WHEEL", b""))
+        declared = {str(x) for x in wheel_meta.get_all("Tag") or []}
+        if declared != {str(t) for t in tags}:
+            problems.append(f"WHEEL declares {sorted(declared)}, file name says {sorted(map(str, tags))}")
+    if problems:
+        return [Finding(name, "tags", "fail", "; ".join(problems))]
+    return [Finding(name, "tags", "pass", ", ".join(sorted(map(str, tags))))]
+
+
+def stray_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], info: str | None) -> list[Finding]:
+    pkg = cfg.import_name
+    allowed_top = {pkg, wheelcheck.libs_dir(pkg), *cfg.publish.extra_toplevel}
+    problems = []
+    for member in members:
+        parts = PurePosixPath(member).parts
+        top = parts[0]
+        if info is not None and top == info:
+            rest = "/".join(parts[1:])
+            if not DIST_INFO_ALLOWED.fullmatch(rest):
+                problems.append(member)
+            continue
+        if top.endswith(".data") and info and top == info.replace(".dist-info", ".data"):
+            continue
+        if top not in allowed_top and PurePosixPath(top).stem not in allowed_top:
+            problems.append(member)
+        elif STRAY_NAMES.search(member):
+            problems.append(member)
+    if problems:
+        return [Finding(name, "stray-files", "fail", "unexpected: " + ", ".join(sorted(problems)[:8]))]
+    return [Finding(name, "stray-files", "pass")]
+
+
+def license_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], info: str | None) -> list[Finding]:
+    if not cfg.publish.licenses:
+        return [Finding(name, "licenses", "n/a", "no publish.licenses configured")]
+    shipped = {PurePosixPath(m).name: data for m, data in members.items()
+               if info and m.startswith(f"{info}/licenses/")}
+    all_names = [PurePosixPath(m).name for m in members]
+    problems, covered = [], []
+    for lib, files in cfg.publish.licenses.items():
+        contained = any(n.startswith(lib) and ".libs" in m for m, n in zip(members, all_names))
+        if not contained and lib == "libgmp" and cfg.gmp == "static":
+            contained = True  # linked into the extension itself
+        if not contained:
+            continue
+        covered.append(lib)
+        for rel in files:
+            want = (cfg.root / rel)
+            if PurePosixPath(rel).name not in shipped:
+                problems.append(f"{lib}: {PurePosixPath(rel).name} missing from {info}/licenses/")
+            elif want.is_file() and shipped[PurePosixPath(rel).name] != want.read_bytes():
+                problems.append(f"{lib}: {PurePosixPath(rel).name} differs from {rel}")
+    if problems:
+        return [Finding(name, "licenses", "fail", "; ".join(problems))]
+    if not covered:
+        return [Finding(name, "licenses", "n/a", "contains none of the configured libraries")]
+    return [Finding(name, "licenses", "pass", f"licence texts for {', '.join(covered)}")]
+
+
+def bundled_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes]) -> list[Finding]:
+    try:
+        problems = wheelcheck.bundling_problems(members, cfg.import_name, cfg.linux_wheel.bundled_libraries)
+    except CheckFailed as e:
+        problems = [e.message]
+    if problems:
+        return [Finding(name, "bundled-libs", "fail", "; ".join(problems))]
+    files = wheelcheck.bundled_files(members, cfg.import_name)
+    return [Finding(name, "bundled-libs", "pass", ", ".join(files) or "nothing bundled (as configured)")]
+
+
+# ------------------------------------------------------ tool-based rules
+
+
+def tool_run(ctx: Context, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a checker quietly (its verdict becomes a Finding, not an exception)."""
+    try:
+        return subprocess.run(argv, cwd=cwd, env=ctx.env(NO_COLOR="1", COLUMNS="200", TERM="dumb"),
+                              capture_output=True, text=True, check=False, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {e}")
+
+
+def last_lines(text: str, n: int = 3) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:])
+
+
+def twine_findings(ctx: Context, path: Path, work: Path) -> list[Finding]:
+    proc = tool_run(ctx, [ctx.tool("twine"), "check", "--strict", str(path)], work)
+    if proc.returncode != 0:
+        return [Finding(path.name, "twine", "fail", last_lines(proc.stdout + proc.stderr))]
+    return [Finding(path.name, "twine", "pass")]
+
+
+def abi3audit_findings(ctx: Context, path: Path, tags: frozenset, work: Path) -> list[Finding]:
+    if not any(t.abi == "abi3" for t in tags):
+        return [Finding(path.name, "abi3audit", "n/a", "not an abi3 wheel (see 'tags')")]
+    proc = tool_run(ctx, [ctx.tool("abi3audit"), "--strict", "--report", str(path)], work)
+    try:
+        report = json.loads(proc.stdout)
+        results = [r["result"] for spec in report["specs"].values() for r in spec.get("wheel", [])]
+    except (ValueError, KeyError, TypeError):
+        return [Finding(path.name, "abi3audit", "fail", last_lines(proc.stdout + proc.stderr))]
+    bad = []
+    for r in results:
+        if r.get("non_abi3_symbols"):
+            bad.append("non-abi3 symbols: " + ", ".join(sorted(r["non_abi3_symbols"])[:5]))
+        if r.get("future_abi3_objects"):
+            bad.append("symbols newer than the baseline: " + ", ".join(sorted(r["future_abi3_objects"])[:5]))
+        if r.get("is_abi3") is False:
+            bad.append("an extension is not built for abi3")
+    if proc.returncode != 0 or bad:
+        return [Finding(path.name, "abi3audit", "fail", "; ".join(bad) or last_lines(proc.stdout + proc.stderr))]
+    if not results:
+        return [Finding(path.name, "abi3audit", "fail", "no extension module to audit")]
+    return [Finding(path.name, "abi3audit", "pass", f"{len(results)} extension(s), limited API only")]
+
+
+def glibc_of(platform: str) -> tuple[int, int] | None:
+    m = re.match(r"manylinux_(\d+)_(\d+)_", platform)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    legacy = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+    return next((v for k, v in legacy.items() if platform.startswith(k + "_")), None)
+
+
+def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozenset, work: Path) -> list[Finding]:
+    proc = tool_run(ctx, [ctx.tool("auditwheel"), "show", "--json", str(path)], work)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        return [Finding(path.name, "auditwheel", "fail", last_lines(proc.stdout + proc.stderr))]
+    problems = []
+    overall = glibc_of(report.get("overall_tag", "")) if report.get("overall_tag") else None
+    claimed = [g for g in (glibc_of(t.platform) for t in tags) if g]
+    policy = POLICY_PLATFORM.get(cfg.linux_wheel.policy)
+    if report.get("external_libs"):
+        problems.append("external libraries not in the wheel: " + ", ".join(sorted(report["external_libs"])))
+    if overall is None:
+        problems.append(f"not manylinux at all (auditwheel: {report.get('overall_tag') or 'linux'})")
+    else:
+        if claimed and min(claimed) < overall:
+            problems.append(f"file name claims glibc {'.'.join(map(str, min(claimed)))} but the wheel "
+                            f"needs {report.get('overall_tag')} (symbol versions: "
+                            f"{json.dumps(report.get('versioned_symbols', {}))[:200]})")
+        if policy and overall > glibc_of(policy):  # type: ignore[operator]
+            problems.append(f"policy {cfg.linux_wheel.policy} not met: needs {report.get('overall_tag')}")
+    if problems:
+        return [Finding(path.name, "auditwheel", "fail", "; ".join(problems))]
+    return [Finding(path.name, "auditwheel", "pass", f"{report.get('overall_tag')}, no external libraries")]
+
+
+def contents_findings(ctx: Context, cfg: SuiteConfig, path: Path, members: Mapping[str, bytes],
+                      work: Path) -> list[Finding]:
+    """check-wheel-contents, configured: the package and (when the wheel has
+    bundled libraries) ``<pkg>.libs`` are the expected toplevel entries; W010
+    ("no Python modules") is accepted for exactly ``<pkg>.libs/`` and nothing else."""
+    pkg = cfg.import_name
+    libs = wheelcheck.libs_dir(pkg)
+    toplevel = [pkg, *cfg.publish.extra_toplevel]
+    has_libs = any(m.startswith(libs + "/") for m in members)
+    if has_libs:
+        toplevel.append(libs)
+    proc = tool_run(ctx, [ctx.tool("check-wheel-contents"), "--no-config", "--toplevel", ",".join(toplevel),
+                          str(path)], work)
+    text = proc.stdout + proc.stderr
+    issues = []
+    accepted = []
+    for block in re.split(r"\n(?=\S)", text.strip()):
+        m = re.search(r": (W\d{3}|E\d{3}): (.*)", block, re.S)
+        if not m:
+            continue
+        code, rest = m.group(1), m.group(2)
+        listed = [ln.strip() for ln in rest.splitlines()[1:] if ln.strip()]
+        if code == "W010" and has_libs and listed == [f"{libs}/"]:
+            accepted.append(f"W010 for {libs}/ (bundled native libraries)")
+            continue
+        issues.append(f"{code} {rest.splitlines()[0]} {' '.join(listed)}".strip())
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not issues and not accepted):
+        return [Finding(path.name, "contents", "fail", last_lines(text))]
+    if issues:
+        return [Finding(path.name, "contents", "fail", "; ".join(issues))]
+    return [Finding(path.name, "contents", "pass", "; ".join(accepted) or "clean")]
+
+
+# ------------------------------------------------------------- artifacts
+
+
+def wheel_findings(ctx: Context, path: Path, versions: Versions, work: Path) -> list[Finding]:
+    cfg = ctx.config
+    name = path.name
+    try:
+        _dist, file_version, tags = wheel_tags(name)
+    except CheckFailed as e:
+        return [Finding(name, "tags", "fail", e.message)]
+    try:
+        members = wheelcheck.read_members(path)
+    except CheckFailed as e:
+        return [Finding(name, "zip", "fail", e.message), *twine_findings(ctx, path, work)]
+    info = dist_info_dir(members)
+    meta = metadata_of(members, info) if info else None
+    found = record_findings(name, members, info)
+    found += twine_findings(ctx, path, work)
+    found += version_findings(name, file_version, meta.get("Version") if meta else None, versions)
+    found += tag_findings(cfg, name, tags, members, info)
+    found += abi3audit_findings(ctx, path, tags, work)
+    if is_linux(tags):
+        found += auditwheel_findings(ctx, cfg, path, tags, work)
+        found += bundled_findings(cfg, name, members)
+    else:
+        found += [Finding(name, "auditwheel", "n/a", "not a Linux wheel"),
+                  Finding(name, "bundled-libs", "n/a", "not a Linux wheel")]
+    found += contents_findings(ctx, cfg, path, members, work)
+    found += stray_findings(cfg, name, members, info)
+    found += license_findings(cfg, name, members, info)
+    if is_windows(tags):
+        found += dll.windows_wheel_findings(path, cfg)
+    return found
+
+
+def sdist_findings(ctx: Context, path: Path, versions: Versions, work: Path, build: bool) -> list[Finding]:
+    cfg = ctx.config
+    name = path.name
+    try:
+        _dist, file_version = sdist_version(name)
+        with tarfile.open(path) as tar:
+            members = [m.name for m in tar.getmembers()]
+            pkg_info = next((m for m in tar.getmembers() if m.name.count("/") == 1
+                             and m.name.endswith("/PKG-INFO")), None)
+            meta = email.parser.BytesParser().parsebytes(tar.extractfile(pkg_info).read()) if pkg_info else None
+    except (tarfile.TarError, OSError, EOFError, CheckFailed) as e:
+        return [Finding(name, "zip", "fail", f"not a readable sdist: {e}")]
+    found = [Finding(name, "zip", "pass", f"{len(members)} members")]
+    found += twine_findings(ctx, path, work)
+    found += version_findings(name, file_version, meta.get("Version") if meta else None, versions)
+    stray = [m for m in members if STRAY_NAMES.search(m)]
+    found.append(Finding(name, "stray-files", "fail" if stray else "pass",
+                         ("unexpected: " + ", ".join(stray[:8])) if stray else ""))
+    problems = sdist.check_completeness(cfg, path)
+    if problems:
+        found.append(Finding(name, "sdist", "fail", "; ".join(problems)))
+    elif not build:
+        found.append(Finding(name, "sdist", "pass", "complete (offline build skipped: --no-sdist-build)"))
+    else:
+        try:
+            wheel = sdist.build_from_sdist(ctx, path)
+            wheel.unlink(missing_ok=True)
+            found.append(Finding(name, "sdist", "pass", "complete; a wheel builds from it offline"))
+        except SuiteError as e:
+            found.append(Finding(name, "sdist", "fail", f"offline build from the sdist failed: {e.message}"))
+    return found
+
+
+# ----------------------------------------------------------------- smoke
+
+
+def runnable_here(tags: frozenset, version: str) -> bool:
+    """True when CPython ``version`` on this machine can install a wheel with ``tags``."""
+    from packaging import tags as ptags
+
+    if sys.platform != "linux":
+        return False
+    py = tuple(int(x) for x in version.split("."))
+    supported = set(ptags.cpython_tags(python_version=py, platforms=list(ptags.platform_tags())))
+    return bool(supported & set(tags))
+
+
+def smoke_findings(ctx: Context, wheels: list[Path], interpreters: list[toolchain.Interpreter],
+                   missing: list[str], versions: Versions, work: Path) -> list[Finding]:
+    cfg = ctx.config
+    found: list[Finding] = []
+    code = SMOKE_WRAPPER.format(smoke=sdist.smoke_code(cfg), top=cfg.import_name,
+                                prefixes=list(cfg.linux_wheel.bundled_libraries) or ["libgmp"])
+    for wheel in wheels:
+        try:
+            _d, _v, tags = wheel_tags(wheel.name)
+        except CheckFailed:
+            continue
+        ran = []
+        for interp in interpreters:
+            if not runnable_here(tags, interp.version):
+                continue
+            ran.append(interp.version)
+            found.append(smoke_one(ctx, wheel, interp, code, versions, work))
+        if not ran:
+            found.append(Finding(wheel.name, "smoke", "n/a", "this machine cannot run it"))
+        elif missing:
+            found.append(Finding(wheel.name, "smoke", "n/a", f"no interpreter here for {', '.join(missing)}"))
+    return found
+
+
+def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: str,
+              versions: Versions, work: Path) -> Finding:
+    cfg = ctx.config
+    label = f"Python {interp.version}"
+    with artifacts.staging_dir(work, f"smoke-{interp.version}") as tmp:
+        python = venvs.ensure_venv(ctx, tmp / "venv", interp.path)
+        env = ctx.env(PIP_NO_INDEX="1", UV_OFFLINE="1")
+        env.pop("PYTHONPATH", None)
+        uv = shutil.which("uv", path=env.get("PATH"))
+        install = ([uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
+                   if uv else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)])
+        proc = subprocess.run(install, cwd=tmp, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return Finding(wheel.name, "smoke", "fail", f"{label}: install failed: {last_lines(proc.stderr)}")
+        run_dir = tmp / "run"
+        run_dir.mkdir()
+        proc = subprocess.run([str(python), "-I", "-c", code], cwd=run_dir, env=env,
+                              capture_output=True, text=True, check=False, timeout=600)
+        ctx.console.say(f"smoke {wheel.name} on {label}: exit {proc.returncode}\n{proc.stdout.strip()}")
+        if proc.returncode != 0:
+            return Finding(wheel.name, "smoke", "fail", f"{label}: {last_lines(proc.stdout + proc.stderr)}")
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SUITE-SMOKE ")), None)
+        if line is None:
+            return Finding(wheel.name, "smoke", "fail", f"{label}: no smoke report")
+        report = json.loads(line[len("SUITE-SMOKE "):])
+        problems = []
+        if report["version"] is None or normalize(str(report["version"])) != versions.expected:
+            problems.append(f"__version__ is {report['version']!r}, expected {versions.expected}")
+        libs_dir = str(Path(report["package_dir"]).parent / wheelcheck.libs_dir(cfg.import_name))
+        bundled = wheelcheck.bundled_files(wheelcheck.read_members(wheel), cfg.import_name)
+        foreign = [lib for lib in report["libs"] if not lib.startswith(libs_dir + os.sep)]
+        if foreign:
+            problems.append(f"loaded from outside the wheel: {', '.join(foreign)}")
+        if bundled and not report["libs"]:
+            problems.append("the bundled libraries were not loaded")
+        if problems:
+            return Finding(wheel.name, "smoke", "fail", f"{label}: " + "; ".join(problems))
+        where = (f"libs from the wheel: {', '.join(Path(x).name for x in report['libs'])}"
+                 if report["libs"] else "no shared libgmp loaded")
+        return Finding(wheel.name, "smoke", "pass", f"{label}: smoke ok, {where}")
+
+
+# ------------------------------------------------------------ release set
+
+
+def release_findings(cfg: SuiteConfig, wheels: list[Path], sdists: list[Path], versions: Versions) -> list[Finding]:
+    found: list[Finding] = []
+    by_platform: dict[str, list[str]] = {p: [] for p in cfg.publish.platforms}
+    for w in wheels:
+        try:
+            _d, version, tags = wheel_tags(w.name)
+        except CheckFailed:
+            found.append(Finding(w.name, "release-set", "fail", "unparseable wheel name"))
+            continue
+        problems = []
+        if normalize(version) != versions.expected:
+            problems.append(f"stale or foreign: version {version}, release is {versions.expected}")
+        plats = {t.platform for t in tags} & set(by_platform)
+        if not plats:
+            problems.append("platform not in publish.platforms")
+        for p in plats:
+            by_platform[p].append(w.name)
+        found.append(Finding(w.name, "release-set", "fail" if problems else "pass", "; ".join(problems)))
+    for s in sdists:
+        try:
+            _d, version = sdist_version(s.name)
+        except CheckFailed:
+            version = "?"
+        ok = normalize(version) == versions.expected
+        found.append(Finding(s.name, "release-set", "pass" if ok else "fail",
+                             "" if ok else f"stale or foreign: version {version}, release is {versions.expected}"))
+    current = [s for s in sdists if s.name.endswith(f"-{versions.expected}.tar.gz")]
+    if len(current) != 1:
+        found.append(Finding("(release)", "release-set", "fail",
+                             f"needs exactly one sdist of {versions.expected}, found {len(current)}"))
+    for plat, names in by_platform.items():
+        if len(names) != 1:
+            found.append(Finding("(release)", "release-set", "fail",
+                                 f"needs exactly one {plat} wheel, found {len(names)}: {', '.join(names) or '-'}"))
+    return found
+
+
+# ------------------------------------------------------------ the session
+
+
+def parse_args(posargs: tuple[str, ...]) -> dict[str, bool]:
+    known = {"--release": "release", "--no-sdist-build": "no_sdist_build", "--no-smoke": "no_smoke"}
+    unknown = [a for a in posargs if a not in known]
+    if unknown:
+        raise SuiteError(f"publish-check: unknown argument(s) {' '.join(unknown)}",
+                         hint=f"known: {', '.join(known)}")
+    return {v: k in posargs for k, v in known.items()}
+
+
+def collect(dist: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(wheels, sdists, other files) in dist/, ignoring in-flight partial writes."""
+    if not dist.is_dir():
+        return [], [], []
+    files = sorted(p for p in dist.iterdir() if p.is_file() and not p.name.startswith(artifacts.TMP_MARK))
+    wheels = [p for p in files if p.name.endswith(".whl")]
+    sdists = [p for p in files if p.name.endswith(".tar.gz")]
+    other = [p for p in files if p not in wheels and p not in sdists]
+    return wheels, sdists, other
+
+
+def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: bool = True) -> list[Finding]:
+    """Every finding for what is in dist/ now (the session minus reporting)."""
+    cfg = ctx.config
+    env = ctx.env()
+    work = cfg.work_dir(SESSION)
+    work.mkdir(parents=True, exist_ok=True)
+    wheels, sdists, other = collect(cfg.dist_dir)
+    if not wheels and not sdists:
+        raise CheckFailed(f"nothing to check: {cfg.dist_dir} holds no wheel or sdist",
+                          hint="build them first: nox -s linux-wheel sdist")
+    versions = project_versions(cfg, env)
+    found: list[Finding] = []
+    for w in wheels:
+        with ctx.console.step(f"check {w.name}"):
+            found += wheel_findings(ctx, w, versions, work)
+    for s in sdists:
+        with ctx.console.step(f"check {s.name}"):
+            found += sdist_findings(ctx, s, versions, work, build_sdist)
+    found += [Finding(p.name, "stray-files", "fail", "not a wheel or an sdist") for p in other]
+    if smoke:
+        with ctx.console.step("smoke-install the wheels this machine can run"):
+            interpreters, missing = toolchain.find_interpreters(cfg.python_versions, env)
+            good = [w for w in wheels if not any(f.artifact == w.name and f.rule == "zip" and f.status == "fail"
+                                                 for f in found)]
+            found += smoke_findings(ctx, good, interpreters, missing, versions, work)
+    if release:
+        found += release_findings(cfg, wheels, sdists, versions)
+    return found
+
+
+def write_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> Path:
+    out = cfg.report_dir(SESSION)
+    out.mkdir(parents=True, exist_ok=True)
+    fails = checks.failures(found)
+    lines = [f"# publish-check{' --release' if release else ''}", "",
+             f"{'FAILED' if fails else 'passed'}: {len(found)} findings, {len(fails)} failing", "",
+             checks.table(found), "", "## Findings", ""]
+    lines += [f"- {f.line()}" for f in found]
+    report = out / "report.md"
+    with artifacts.staging_dir(out, "report") as tmp:
+        (tmp / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        artifacts.publish(tmp / "report.md", out)
+    return report
+
+
+def run_publish_check(ctx: Context) -> None:
+    args = parse_args(ctx.posargs)
+    cfg = ctx.config
+    found = check_dist(ctx, release=args["release"], build_sdist=not args["no_sdist_build"],
+                       smoke=not args["no_smoke"])
+    report = write_report(cfg, found, args["release"])
+    ctx.console.say(checks.table(found))
+    fails = checks.failures(found)
+    artifacts_seen = sorted({f.artifact for f in found})
+    ctx.console.summary(SESSION, [
+        ("artifacts", str(len(artifacts_seen))),
+        ("findings", f"{len(found)} ({len(fails)} failing)"),
+        ("mode", "release (complete set required)" if args["release"] else "check what is there"),
+        ("report", str(report)),
+    ])
+    if fails:
+        raise CheckFailed("not fit to publish:\n  " + "\n  ".join(f.line() for f in fails))
