@@ -12,6 +12,8 @@ import json
 import re
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,42 +98,36 @@ def test_fixture_workspace_runs_the_same_sessions(fixture_ws: Path) -> None:
     assert {"Cargo.lock", "engine/Cargo.toml"} <= names
 
 
-def test_fixture_python_tests_reports_versions_it_skips(fixture_ws: Path) -> None:
-    pyproject = fixture_ws / "pyproject.toml"
+@contextmanager
+def edited_config(ws: Path, old: str, new: str) -> Iterator[None]:
+    """Temporarily replace ``old`` by ``new`` in the workspace's pyproject.toml."""
+    pyproject = ws / "pyproject.toml"
     text = pyproject.read_text()
-    pyproject.write_text(text.replace('["3.11", "3.12"]', '["3.11", "3.97"]'))
+    assert old in text
+    pyproject.write_text(text.replace(old, new))
     try:
-        out = assert_ok(run_nox(fixture_ws, "-s", "python-tests"))
+        yield
     finally:
         pyproject.write_text(text)
+
+
+def test_fixture_python_tests_reports_versions_it_skips(fixture_ws: Path) -> None:
+    with edited_config(fixture_ws, '["3.11", "3.12"]', '["3.11", "3.97"]'):
+        out = assert_ok(run_nox(fixture_ws, "-s", "python-tests"))
     assert re.search(r"Python 3\.97\s+skipped: no interpreter found", out)
 
 
 # --- bad input: clear message, non-zero exit, no traceback -------------------
 
-def _edit(ws: Path, old: str, new: str) -> str:
-    pyproject = ws / "pyproject.toml"
-    text = pyproject.read_text()
-    assert old in text
-    pyproject.write_text(text.replace(old, new))
-    return text
-
-
 def test_bad_config_key(fixture_ws: Path) -> None:
-    original = _edit(fixture_ws, "python-versions =", "pyhton-versions =")
-    try:
+    with edited_config(fixture_ws, "python-versions =", "pyhton-versions ="):
         proc = run_nox(fixture_ws, "-s", "rust-tests")
-    finally:
-        (fixture_ws / "pyproject.toml").write_text(original)
     assert_clean_failure(proc, "unknown key tool.maturin-suite.pyhton-versions")
 
 
 def test_no_interpreter_for_any_version(fixture_ws: Path) -> None:
-    original = _edit(fixture_ws, '["3.11", "3.12"]', '["3.98"]')
-    try:
+    with edited_config(fixture_ws, '["3.11", "3.12"]', '["3.98"]'):
         proc = run_nox(fixture_ws, "-s", "python-tests")
-    finally:
-        (fixture_ws / "pyproject.toml").write_text(original)
     assert_clean_failure(proc, "no CPython interpreter found for any allowed version (3.98)")
 
 
