@@ -306,3 +306,16 @@ def test_lint_workflows_session_fails_when_zizmor_cannot_run(tmp_path: Path) -> 
     release.write_text(release.read_text().replace("    runs-on: windows-2022\n", "", 1))
     out = assert_clean_failure(run_nox(ws, "-s", "lint-workflows"), "zizmor failed (exit")
     assert "0 findings" not in out
+
+
+def test_prebuilt_tarpaulin_is_the_configured_version(workflows: dict[str, Any]) -> None:
+    """The coverage session insists on its configured cargo-tarpaulin; CI
+    installs exactly that one prebuilt (else the session compiles it)."""
+    wanted = getattr(load_config(REPO).coverage, "tarpaulin_version", None)
+    steps = [s for j in workflows[CI]["jobs"].values() for s in j.get("steps", [])
+             if wf.action_name(s.get("uses", "")) == "taiki-e/install-action"]
+    assert steps
+    tools = dict((t.split("@") + [""])[:2] for t in steps[0]["with"]["tool"].split(","))
+    assert "cargo-nextest" in tools
+    if wanted is not None:
+        assert tools["cargo-tarpaulin"] == wanted
