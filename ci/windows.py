@@ -1,0 +1,744 @@
+"""The ``windows-gnu-wheel`` session: a ``win_amd64`` abi3 wheel for
+``x86_64-pc-windows-gnu`` in ``dist/``, with its whole DLL closure bundled.
+
+Routes (chosen by :func:`find_rust_route`, best first):
+
+``native``
+    Windows with MSYS2 (the CI runner): cargo's host is
+    ``x86_64-pc-windows-gnu``; GMP is MSYS2's ``mingw-w64-x86_64-gmp`` and the
+    DLLs are bundled from the folder of MSYS2's ``gcc``.
+``prebuilt-std``
+    A Rust whose sysroot has the target's std (``rustup target add
+    x86_64-pc-windows-gnu``, where rustup can).
+``build-std``
+    A Rust whose sysroot carries its own std source: Debian's ``rustc-web``,
+    ``cargo-web`` and ``rust-web-src`` (1.96) build std for the target with
+    ``RUSTC_BOOTSTRAP=1 -Zbuild-std=std,panic_unwind``. rustup's compiler
+    cannot use Debian's std source (another version), so Debian's cargo and
+    rustc are put first on PATH for the whole build (host build scripts and
+    proc macros are built by the same rustc).
+
+Cross builds (Linux) also need MinGW-w64 gcc/binutils (linker, ``dlltool`` for
+maturin's python3.dll import library) and a MinGW GMP: :func:`ensure_mingw_gmp`
+builds the GMP source that ships inside the locked gmp-mpfr-sys crate once,
+as a DLL (``libgmp-10.dll``, like MSYS2's), into a cache keyed by GMP
+version, compiler version and configure flags (``~/.cache/maturin-suite/
+mingw-gmp/<key>``); later runs reuse it. gmp-mpfr-sys (``use-system-libs``)
+then needs ``force-cross`` (``--features qsym-core/force-cross``),
+``pkg-config`` pointed at that prefix, and a ``$CC`` whose probe program runs
+on the build machine: :func:`probe_cc_main` links the probe with MinGW gcc
+(proving header and import library) and builds a host copy of the same
+program from the same MinGW ``gmp.h``, so the values it reports are the
+target's.
+
+Set-up: what is missing is detected; with ``nox -s windows-gnu-wheel --
+--setup`` (or ``MATURIN_SUITE_WINDOWS_SETUP=1``) on Debian/Ubuntu as root it
+is installed with apt-get, otherwise the session stops naming the exact
+``apt-get``/``pacman`` command.
+
+Bundling is computed: ``delvewheel repair`` walks the PE imports of the
+extension recursively, copies every DLL that is not a Windows system DLL, an
+API set or python3.dll into ``q_kangaroo.libs/`` (names mangled) and patches
+``__init__.py`` with ``os.add_dll_directory``. The licence texts configured
+for the bundled DLLs are added to ``.dist-info/licenses/`` (``wheel unpack``/
+``wheel pack`` rewrite RECORD), :func:`ci.dll.windows_wheel_findings` and
+abi3audit check the result, and only then is it published.
+
+Finally the Rust tests of ``test-crates`` are cross-built (``cargo test
+--no-run``) and run under wine next to the DLLs taken out of the wheel
+(skipped with a note when wine is missing, unless ``wine-tests = "require"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ci import artifacts, checks, dll, maturin
+from ci.config import SuiteConfig
+from ci.context import Context
+from ci.errors import CheckFailed, ConfigError, StepFailed, SuiteError, ToolMissing
+
+SESSION = "windows-gnu-wheel"
+MINGW = "x86_64-w64-mingw32"
+SETUP_ENV = "MATURIN_SUITE_WINDOWS_SETUP"
+POSARGS = ("--setup", "--skip-wine")
+WINE_MODES = ("auto", "require", "skip")
+GMP_MARKER = "suite-gmp.json"
+BUILD_STD = "-Zbuild-std=std,panic_unwind"
+
+# Debian/Ubuntu packages of each piece of the Linux route.
+APT_RUST = ("rustc-web", "cargo-web", "rust-web-src")
+APT_MINGW = ("gcc-mingw-w64-x86-64-win32", "binutils-mingw-w64-x86-64")
+APT_GMP_BUILD = ("m4", "make", "gcc", "pkg-config")
+APT_WINE = ("wine", "wine64")
+MSYS2_PACKAGES = (
+    "mingw-w64-x86_64-gcc",
+    "mingw-w64-x86_64-gmp",
+    "mingw-w64-x86_64-pkgconf",
+    "mingw-w64-x86_64-rust",
+)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A piece the session needs and did not find."""
+
+    what: str
+    apt: tuple[str, ...] = ()
+    msys2: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RustRoute:
+    """How to build for the target: which cargo/rustc, and whether std is built."""
+
+    name: str  # native | prebuilt-std | build-std
+    cargo: str
+    rustc: str
+    version: str
+    host: str
+    build_std: bool
+
+    @property
+    def cross(self) -> bool:
+        return self.name != "native"
+
+
+# --------------------------------------------------------------------------
+# detection and set-up
+
+
+def _which(name: str, env: Mapping[str, str]) -> str | None:
+    return shutil.which(name, path=env.get("PATH"))
+
+
+def _output(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    try:
+        proc = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def rustc_info(rustc: str, env: Mapping[str, str]) -> tuple[str, str, Path] | None:
+    """(release, host triple, sysroot) of a rustc, or None when it does not run."""
+    vv = _output([rustc, "-vV"], env)
+    sysroot = _output([rustc, "--print", "sysroot"], env)
+    if not vv or not sysroot:
+        return None
+    fields = dict(line.split(": ", 1) for line in vv.splitlines() if ": " in line)
+    return fields.get("release", "?"), fields.get("host", "?"), Path(sysroot.strip())
+
+
+def _candidates(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(rustc, cargo) pairs: PATH's first, then Debian's rustc-web in /usr/bin."""
+    pairs = []
+    rustc, cargo = _which("rustc", env), _which("cargo", env)
+    if rustc and cargo:
+        pairs.append((rustc, cargo))
+    debian = ("/usr/bin/rustc", "/usr/bin/cargo")
+    if os.name != "nt" and all(Path(p).exists() for p in debian) and debian not in pairs:
+        pairs.append(debian)
+    return pairs
+
+
+def find_rust_route(target: str, env: Mapping[str, str]) -> RustRoute | None:
+    """The best way to build for ``target`` here (see the module docstring)."""
+    found: dict[str, RustRoute] = {}
+    for rustc, cargo in _candidates(env):
+        info = rustc_info(rustc, env)
+        if info is None:
+            continue
+        version, host, sysroot = info
+        if host == target:
+            found.setdefault("native", RustRoute("native", cargo, rustc, version, host, False))
+        elif (sysroot / "lib" / "rustlib" / target / "lib").is_dir():
+            found.setdefault("prebuilt-std", RustRoute("prebuilt-std", cargo, rustc, version, host, False))
+        elif (sysroot / "lib" / "rustlib" / "src" / "rust" / "library" / "std" / "Cargo.toml").is_file():
+            found.setdefault("build-std", RustRoute("build-std", cargo, rustc, version, host, True))
+    for name in ("native", "prebuilt-std", "build-std"):
+        if name in found:
+            return found[name]
+    return None
+
+
+def missing_pieces(target: str, env: Mapping[str, str], *, need_gmp_build: bool) -> list[Missing]:
+    """Everything the build needs that is not installed."""
+    missing: list[Missing] = []
+    route = find_rust_route(target, env)
+    if route is None:
+        missing.append(Missing(
+            f"a Rust that can build for {target} (rustup target, or a std source for -Zbuild-std)",
+            APT_RUST, ("mingw-w64-x86_64-rust",)))
+    if os.name == "nt":
+        for tool, pkg in (("gcc", "mingw-w64-x86_64-gcc"), ("pkg-config", "mingw-w64-x86_64-pkgconf")):
+            if not _which(tool, env):
+                missing.append(Missing(tool, msys2=(pkg,)))
+        return missing
+    if not _which(f"{MINGW}-gcc", env):
+        missing.append(Missing(f"{MINGW}-gcc (MinGW-w64 C compiler and linker)", APT_MINGW[:1]))
+    if not _which(f"{MINGW}-dlltool", env):
+        missing.append(Missing(f"{MINGW}-dlltool (python3.dll import library)", APT_MINGW[1:]))
+    for tool, pkg in (("gcc", "gcc"), ("pkg-config", "pkg-config")):
+        if not _which(tool, env):
+            missing.append(Missing(tool, (pkg,)))
+    if need_gmp_build:
+        for tool in ("m4", "make"):
+            if not _which(tool, env):
+                missing.append(Missing(f"{tool} (to build GMP)", (tool,)))
+    return missing
+
+
+def install_command(packages: Sequence[str]) -> str:
+    return f"apt-get update && apt-get install -y --no-install-recommends {' '.join(packages)}"
+
+
+def setup_hint(missing: Sequence[Missing], *, wine: bool) -> str:
+    apt = sorted({p for m in missing for p in m.apt} | (set(APT_WINE) if wine else set()))
+    msys2 = sorted({p for m in missing for p in m.msys2})
+    parts = []
+    if apt:
+        parts.append(f"Debian/Ubuntu (as root): {install_command(apt)} "
+                     f"- or let the session do it: nox -s {SESSION} -- --setup")
+    if msys2 or os.name == "nt":
+        parts.append(f"MSYS2 (MINGW64 shell): pacman -S --needed {' '.join(msys2 or MSYS2_PACKAGES)}")
+    return "; ".join(parts)
+
+
+def can_apt(env: Mapping[str, str]) -> bool:
+    return os.name != "nt" and hasattr(os, "geteuid") and os.geteuid() == 0 and bool(_which("apt-get", env))
+
+
+def setup_requested(ctx: Context) -> bool:
+    return "--setup" in ctx.posargs or ctx.base_env.get(SETUP_ENV, "") not in ("", "0")
+
+
+def apt_install(ctx: Context, packages: Sequence[str]) -> None:
+    env = ctx.env(DEBIAN_FRONTEND="noninteractive")
+    ctx.console.run(["apt-get", "update", "-qq"], cwd=ctx.root, env=env, title="apt-get update")
+    ctx.console.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+                    cwd=ctx.root, env=env, title=f"apt-get install {' '.join(packages)}")
+
+
+def ensure_setup(ctx: Context, target: str, *, need_gmp_build: bool, want_wine: bool) -> None:
+    """Install (with --setup) or name what is missing; never returns with gaps."""
+    env = ctx.env()
+    missing = missing_pieces(target, env, need_gmp_build=need_gmp_build)
+    wine_missing = want_wine and os.name != "nt" and not _which("wine", env)
+    if not missing and not wine_missing:
+        return
+    if setup_requested(ctx) and can_apt(env):
+        packages = sorted({p for m in missing for p in m.apt} | (set(APT_WINE) if wine_missing else set()))
+        with ctx.console.step(f"set-up: install {' '.join(packages)}"):
+            apt_install(ctx, packages)
+        missing = missing_pieces(target, ctx.env(), need_gmp_build=need_gmp_build)
+    if missing:
+        raise ToolMissing(
+            "the windows-gnu build needs: " + "; ".join(m.what for m in missing),
+            hint=setup_hint(missing, wine=False),
+        )
+
+
+# --------------------------------------------------------------------------
+# MinGW GMP, built once
+
+
+def cache_root(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
+    if cfg.windows_wheel.gmp_cache:
+        return Path(os.path.expanduser(cfg.windows_wheel.gmp_cache))
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "maturin-suite" / "mingw-gmp"
+
+
+def gmp_source(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> Path:
+    """The GMP source folder inside the locked gmp-mpfr-sys crate (downloaded by cargo)."""
+    proc = ctx.console.run(
+        [route.cargo, "metadata", "--format-version", "1", "--locked",
+         "--manifest-path", str(ctx.config.workspace / "Cargo.toml")],
+        cwd=ctx.config.workspace, env=env, title="cargo metadata (locate gmp-mpfr-sys)", capture=True,
+    )
+    try:
+        packages = json.loads(proc.stdout)["packages"]
+    except (ValueError, KeyError) as e:
+        raise SuiteError(f"cargo metadata printed no package list: {e}") from None
+    crates = [Path(p["manifest_path"]).parent for p in packages if p.get("name") == "gmp-mpfr-sys"]
+    for crate in crates:
+        sources = sorted(d for d in crate.glob("gmp-*-c") if (d / "configure").is_file())
+        if sources:
+            return sources[-1]
+    raise ToolMissing(
+        "no GMP source found in the gmp-mpfr-sys crate "
+        f"({', '.join(map(str, crates)) or 'gmp-mpfr-sys is not in the lock file'})",
+        hint="run 'cargo fetch --locked' (needs crates.io), or build a MinGW GMP yourself",
+    )
+
+
+def gmp_cache_key(source: Path, compiler_version: str, configure_args: Sequence[str]) -> str:
+    version = re.sub(r"^gmp-|-c$", "", source.name)
+    digest = hashlib.sha256("\n".join([compiler_version, source.parent.name, *configure_args]).encode()).hexdigest()
+    return f"gmp-{version}-{MINGW}-{digest[:12]}"
+
+
+GMP_CONFIGURE = ("--enable-shared", "--disable-static")
+
+
+def ensure_mingw_gmp(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """(install prefix, built now?) of the MinGW GMP DLL in the cache."""
+    source = gmp_source(ctx, route, env)
+    cc = f"{MINGW}-gcc"
+    compiler = (_output([cc, "--version"], env) or "").splitlines()[:1]
+    key = gmp_cache_key(source, compiler[0] if compiler else cc, GMP_CONFIGURE)
+    root = cache_root(ctx.config, env)
+    final = root / key
+    if (final / GMP_MARKER).is_file() and (final / "bin" / "libgmp-10.dll").is_file():
+        return final, False
+    if not all(_which(t, env) for t in ("m4", "make")):
+        raise ToolMissing("building the MinGW GMP needs m4 and make", hint=setup_hint([Missing("m4", ("m4", "make"))], wine=False))
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with artifacts.staging_dir(root, f".build-{key}") as build:
+        obj = build / "obj"
+        obj.mkdir()
+        genv = dict(env, CC=cc)
+        ctx.console.run([str(source / "configure"), f"--host={MINGW}", f"--prefix={final}", *GMP_CONFIGURE],
+                        cwd=obj, env=genv, title=f"GMP {source.name}: configure --host={MINGW}")
+        ctx.console.run(["make", f"-j{os.cpu_count() or 2}"], cwd=obj, env=genv, title="GMP: make")
+        dest = build / "dest"
+        ctx.console.run(["make", "install", f"DESTDIR={dest}"], cwd=obj, env=genv, title="GMP: make install")
+        staged = dest / final.relative_to(final.anchor)
+        if final.exists():
+            shutil.rmtree(final)  # an earlier attempt of ours without its marker
+        os.replace(staged, final)
+    (final / GMP_MARKER).write_text(json.dumps({
+        "source": str(source), "compiler": compiler, "configure": list(GMP_CONFIGURE),
+        "seconds": round(time.monotonic() - start, 1),
+    }, indent=1))
+    return final, True
+
+
+# --------------------------------------------------------------------------
+# the gmp-mpfr-sys probe compiler
+
+
+def probe_cc_main(args: Sequence[str], target_cc: str, host_cc: str, prefix: str) -> int:
+    """``$CC`` for gmp-mpfr-sys in a cross build.
+
+    Compiles and links with the MinGW compiler against the MinGW GMP (so the
+    header and import library are proven). gmp-mpfr-sys then *runs* the
+    program it asked for to read gmp.h's settings; a Windows program cannot
+    run here, so for ``-o X.exe`` with C sources the PE is kept as ``X.exe.pe``
+    and ``X.exe`` is the same source built for the build machine from the same
+    MinGW ``gmp.h`` (its values are preprocessor literals of that header).
+    """
+    inc, lib = [f"-I{prefix}/include"], [f"-L{prefix}/lib"]
+    rc = subprocess.run([target_cc, *inc, *lib, *args], check=False).returncode
+    if rc != 0:
+        return rc
+    out = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "-o"), None)
+    if out is None or not out.endswith(".exe") or not any(a.endswith(".c") for a in args):
+        return 0
+    os.replace(out, f"{out}.pe")
+    host_args = [a for a in args if not a.startswith("-l") and a != "-fPIC"]
+    return subprocess.run([host_cc, "-D__declspec(x)=", *inc, *host_args], check=False).returncode
+
+
+def write_probe_cc(work: Path, root: Path, prefix: Path, env: Mapping[str, str]) -> Path:
+    script = work / "bin" / "mingw-probe-cc"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    host_cc = _which("gcc", env) or "gcc"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "# Written by ci/windows.py: $CC for gmp-mpfr-sys's probe (see probe_cc_main).\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from ci.windows import probe_cc_main\n"
+        f"sys.exit(probe_cc_main(sys.argv[1:], {MINGW + '-gcc'!r}, {host_cc!r}, {str(prefix)!r}))\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+# --------------------------------------------------------------------------
+# environment and commands
+
+
+def shim_dir(work: Path, route: RustRoute) -> Path:
+    """A folder with cargo/rustc/rustdoc of ``route``, put first on PATH so that
+    maturin and every build script use that toolchain (not rustup's proxies)."""
+    shims = work / "toolchain-bin"
+    shims.mkdir(parents=True, exist_ok=True)
+    folder = Path(route.rustc).parent
+    for name in ("cargo", "rustc", "rustdoc"):
+        src = Path(route.cargo) if name == "cargo" else folder / name
+        link = shims / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if src.exists():
+            link.symlink_to(src)
+    return shims
+
+
+def build_env(ctx: Context, route: RustRoute, work: Path, gmp_prefix: Path | None) -> dict[str, str]:
+    cfg = ctx.config
+    target = cfg.windows_wheel.target
+    extra = {"CARGO_TARGET_DIR": str(work / "cargo")}
+    if not route.cross:
+        return ctx.env(**extra)
+    env = ctx.env(**extra)
+    path = env.get("PATH", "")
+    if route.name == "build-std":
+        path = os.pathsep.join([str(shim_dir(work, route)), path])
+        env["RUSTC_BOOTSTRAP"] = "1"
+    env["PATH"] = path
+    env["CARGO"] = route.cargo
+    env["RUSTC"] = route.rustc
+    env.pop("RUSTUP_TOOLCHAIN", None)
+    t = target.upper().replace("-", "_")
+    env[f"CARGO_TARGET_{t}_LINKER"] = f"{MINGW}-gcc"
+    env[f"CC_{target.replace('-', '_')}"] = f"{MINGW}-gcc"
+    env[f"AR_{target.replace('-', '_')}"] = f"{MINGW}-ar"
+    # Host-side build scripts keep the host compiler; only gmp-mpfr-sys reads
+    # the bare $CC.
+    env["HOST_CC"] = _which("gcc", env) or "gcc"
+    env[f"CC_{route.host.replace('-', '_')}"] = env["HOST_CC"]
+    if gmp_prefix is not None:
+        env["CC"] = str(write_probe_cc(work, cfg.root, gmp_prefix, env))
+        # gmp-mpfr-sys asks pkg-config for the MinGW GMP's library folder.
+        env["PKG_CONFIG_LIBDIR"] = str(gmp_prefix / "lib" / "pkgconfig")
+        env["PKG_CONFIG_PATH"] = ""
+        env["PKG_CONFIG_ALLOW_CROSS"] = "1"
+    return env
+
+
+def cargo_flags(cfg: SuiteConfig, route: RustRoute) -> list[str]:
+    flags = ["--target", cfg.windows_wheel.target]
+    if route.cross:
+        flags += ["--features", "qsym-core/force-cross"]
+    if route.build_std:
+        flags.append(BUILD_STD)
+    return flags
+
+
+def dll_search_dirs(route: RustRoute, gmp_prefix: Path | None, env: Mapping[str, str]) -> list[Path]:
+    """Where delvewheel may find the DLLs to bundle."""
+    dirs: list[Path] = []
+    if gmp_prefix is not None:
+        dirs.append(gmp_prefix / "bin")
+    gcc = f"{MINGW}-gcc" if route.cross else "gcc"
+    if route.cross:
+        for name in ("libgcc_s_seh-1.dll", "libwinpthread-1.dll", "libstdc++-6.dll"):
+            found = _output([gcc, f"-print-file-name={name}"], env)
+            if found and Path(found.strip()).is_file():
+                dirs.append(Path(found.strip()).resolve().parent)
+    else:
+        where = _which(gcc, env)
+        if where:
+            dirs.append(Path(where).parent)  # MSYS2: mingw64/bin holds libgmp-10.dll
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+# --------------------------------------------------------------------------
+# licences
+
+
+def licence_files_for(cfg: SuiteConfig, bundled: Sequence[str]) -> list[Path]:
+    """windows-wheel.licenses files for the DLLs actually bundled."""
+    files: list[Path] = []
+    for name in bundled:
+        found = dll.licenses_for(name, cfg.windows_wheel.licenses) or ()
+        for rel in found:
+            path = (cfg.root / rel).resolve()
+            if not path.is_file():
+                raise ConfigError(f"tool.maturin-suite.windows-wheel.licenses names {rel}, which does not exist")
+            if path not in files:
+                files.append(path)
+    return files
+
+
+def add_licences(ctx: Context, wheel: Path, files: Sequence[Path], out_dir: Path) -> Path:
+    """A copy of ``wheel`` in ``out_dir`` with ``files`` in .dist-info/licenses/
+    (and License-File metadata); RECORD is rewritten by ``wheel pack``."""
+    tool = ctx.tool("wheel", hint="'wheel' comes from the session venv (dependency group 'windows')")
+    with artifacts.staging_dir(out_dir.parent, "unpacked") as tmp:
+        ctx.console.run([tool, "unpack", "--dest", str(tmp), str(wheel)], cwd=tmp, env=ctx.env(),
+                        title="wheel unpack")
+        (unpacked,) = [p for p in tmp.iterdir() if p.is_dir()]
+        (info,) = unpacked.glob("*.dist-info")
+        metadata = info / "METADATA"
+        text = metadata.read_text(encoding="utf-8")
+        head, sep, body = text.partition("\n\n")
+        added = []
+        for f in files:
+            try:
+                rel = f.relative_to(ctx.config.python_crate).as_posix()
+            except ValueError:
+                rel = f"windows/{f.name}"
+            dest = info / "licenses" / rel
+            if dest.exists():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest)
+            added.append(f"License-File: {rel}")
+        if added:
+            metadata.write_text(head + "\n" + "\n".join(added) + sep + body, encoding="utf-8")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ctx.console.run([tool, "pack", "--dest-dir", str(out_dir), str(unpacked)], cwd=tmp, env=ctx.env(),
+                        title="wheel pack (licences of bundled DLLs)")
+    return maturin.only_file(out_dir, "*.whl", "wheel")
+
+
+# --------------------------------------------------------------------------
+# Rust tests under wine
+
+
+@dataclass(frozen=True)
+class WineResult:
+    binaries: int
+    passed: int
+    failed: int
+    note: str
+
+
+def wheel_dlls(wheel: Path, dest: Path) -> list[str]:
+    """Copy the wheel's bundled DLLs into ``dest`` under their original names."""
+    names = []
+    with zipfile.ZipFile(wheel) as z:
+        for info in z.infolist():
+            if info.filename.lower().endswith(".dll"):
+                name = dll.original_name(PurePosixPath(info.filename).name)
+                (dest / name).write_bytes(z.read(info))
+                names.append(name)
+    return names
+
+
+# Rust's std (>= 1.78) draws randomness from ProcessPrng in
+# bcryptprimitives.dll, which every Windows 10+ has but wine 8 (Debian 12)
+# lacks. The wine run gets this stand-in, built with MinGW gcc: it is a system
+# DLL on Windows and never part of the wheel.
+WINE_BCRYPTPRIMITIVES_C = r"""
+#include <windows.h>
+#define SystemFunction036 NTAPI SystemFunction036
+#include <ntsecapi.h>
+#undef SystemFunction036
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
+    while (len) {
+        ULONG chunk = len > 0x10000000 ? 0x10000000 : (ULONG)len;
+        if (!RtlGenRandom(data, chunk)) return FALSE;
+        data += chunk;
+        len -= chunk;
+    }
+    return TRUE;
+}
+"""
+
+
+def wine_shims(ctx: Context, env: Mapping[str, str], dest: Path) -> list[str]:
+    """DLLs that Windows has and wine 8 does not, built into ``dest``."""
+    if _which("wine", env) is None or os.name == "nt":
+        return []
+    src = dest / "bcryptprimitives.c"
+    src.write_text(WINE_BCRYPTPRIMITIVES_C)
+    ctx.console.run([f"{MINGW}-gcc", "-O2", "-shared", "-o", str(dest / "bcryptprimitives.dll"), str(src),
+                     "-ladvapi32"], cwd=dest, env=env, title="wine stand-in for bcryptprimitives.dll (ProcessPrng)")
+    src.unlink()
+    return ["bcryptprimitives.dll"]
+
+
+TEST_RESULT = re.compile(r"test result: (\w+)\. (\d+) passed; (\d+) failed")
+
+
+def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: Path, work: Path) -> WineResult:
+    cfg = ctx.config
+    runner: list[str] = []
+    if os.name != "nt":
+        wine = _which("wine", env)
+        if wine is None:
+            raise ToolMissing("wine is not installed", hint=setup_hint([], wine=True))
+        runner = [wine]
+    packages = [a for c in cfg.windows_wheel.test_crates for a in ("-p", c)]
+    proc = ctx.console.run(
+        [route.cargo, "test", "--no-run", "--release", "--locked", *packages, *cargo_flags(cfg, route),
+         "--message-format", "json-render-diagnostics"],
+        cwd=cfg.workspace, env=env, title=f"cargo test --no-run for {cfg.windows_wheel.target}", capture=True,
+    )
+    exes = []
+    for line in proc.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("profile", {}).get("test") and msg.get("executable"):
+            exes.append(Path(msg["executable"]))
+    if not exes:
+        raise SuiteError(f"cargo built no test executable for {', '.join(cfg.windows_wheel.test_crates)}")
+    run_dir = work / "wine-run"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    dlls = wheel_dlls(wheel, run_dir)
+    shims = wine_shims(ctx, env, run_dir) if runner else []
+    wenv = dict(env)
+    wenv.update(
+        WINEPREFIX=str(cache_root(cfg, env).parent / "wineprefix"),
+        WINEDEBUG="-all",
+        WINEDLLOVERRIDES="mscoree,mshtml=",
+        WINEPATH="",
+    )
+    wenv.pop("DISPLAY", None)
+    passed = failed = 0
+    failures = []
+    for exe in exes:
+        local = run_dir / exe.name
+        shutil.copyfile(exe, local)
+        # The test binary must need nothing beyond the wheel's DLLs and Windows.
+        pe = dll.read_pe(exe.name, local.read_bytes())
+        system = dll.system_dlls(pe.machine)
+        extra = [i for i in pe.imports if i.lower() not in system and not dll.API_SET.fullmatch(i.lower())
+                 and i.lower() not in {d.lower() for d in dlls}]
+        if extra:
+            raise CheckFailed(f"{exe.name} imports {', '.join(extra)}, which the wheel does not bundle")
+        result = ctx.console.run([*runner, str(local)], cwd=run_dir, env=wenv,
+                                 title=f"{'wine ' if runner else ''}{exe.name}", capture=True, check=False)
+        output = (result.stdout or "") + (result.stderr or "")
+        ctx.console.say(output.strip()[-3000:])
+        counts = TEST_RESULT.findall(output)
+        passed += sum(int(p) for _, p, _ in counts)
+        failed += sum(int(f) for _, _, f in counts)
+        if result.returncode != 0 or not counts:
+            failures.append(f"{exe.name} (exit {result.returncode})")
+    if failures:
+        raise StepFailed(f"Rust tests failed under {'wine' if runner else 'Windows'}: {', '.join(failures)}", 1)
+    note = f"with {', '.join(dlls) or 'no DLLs'} from the wheel"
+    if shims:
+        note += f" (+ wine stand-in {', '.join(shims)})"
+    return WineResult(len(exes), passed, failed, note)
+
+
+# --------------------------------------------------------------------------
+# the session
+
+
+def du(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def parse_args(ctx: Context) -> set[str]:
+    unknown = [a for a in ctx.posargs if a not in POSARGS]
+    if unknown:
+        raise ConfigError(f"unknown argument(s) for {SESSION}: {' '.join(unknown)}",
+                          hint=f"known: {' '.join(POSARGS)}")
+    return set(ctx.posargs)
+
+
+def wine_mode(ctx: Context, args: set[str]) -> str:
+    mode = ctx.config.windows_wheel.wine_tests
+    if mode not in WINE_MODES:
+        raise ConfigError(f"tool.maturin-suite.windows-wheel.wine-tests must be one of "
+                          f"{', '.join(WINE_MODES)}; got {mode!r}")
+    return "skip" if "--skip-wine" in args else mode
+
+
+def run_windows_gnu_wheel(ctx: Context) -> None:
+    cfg = ctx.config
+    args = parse_args(ctx)
+    target = cfg.windows_wheel.target
+    work = cfg.work_dir(SESSION)
+    work.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    mode = wine_mode(ctx, args)
+    env0 = ctx.env()
+
+    with ctx.console.step("detect toolchain"):
+        gmp_cached = os.name == "nt" or any(
+            (d / GMP_MARKER).is_file() for d in cache_root(cfg, env0).glob("gmp-*"))
+        ensure_setup(ctx, target, need_gmp_build=not gmp_cached, want_wine=mode != "skip")
+        route = find_rust_route(target, ctx.env())
+        assert route is not None  # ensure_setup raised otherwise
+        rows.append(("route", f"{route.name}: rustc {route.version} ({route.rustc}), host {route.host}"))
+
+    gmp_prefix = None
+    if route.cross:
+        with ctx.console.step("MinGW GMP (cached)"):
+            start = time.monotonic()
+            gmp_prefix, built = ensure_mingw_gmp(ctx, route, build_env(ctx, route, work, None))
+            rows.append(("MinGW GMP", f"{'built' if built else 'reused'} {gmp_prefix} "
+                         f"({mib(du(gmp_prefix))}, {time.monotonic() - start:.0f}s)"))
+    env = build_env(ctx, route, work, gmp_prefix)
+
+    with artifacts.staging_dir(work, "staging") as staging:
+        start = time.monotonic()
+        built = maturin.build_wheel(
+            ctx, staging / "built",
+            extra_args=["--locked", "--auditwheel", "skip", *cargo_flags(cfg, route)],
+            env=env, title=f"maturin build --target {target} ({route.name})",
+        )
+        rows.append(("cargo/maturin build", f"{time.monotonic() - start:.0f}s; target dir "
+                     f"{mib(du(work / 'cargo'))}"))
+        search = dll_search_dirs(route, gmp_prefix, env)
+        delvewheel = ctx.tool("delvewheel", hint="delvewheel comes from the session venv (dependency group 'windows')")
+        ctx.console.run(
+            [delvewheel, "repair", "--add-path", os.pathsep.join(map(str, search)),
+             "-w", str(staging / "repaired"), str(built)],
+            cwd=staging, env=env, title="delvewheel repair (bundle the DLL closure)",
+        )
+        repaired = maturin.only_file(staging / "repaired", "*.whl", "wheel")
+        bundled = [PurePosixPath(n).name for n in zipfile.ZipFile(repaired).namelist() if n.lower().endswith(".dll")]
+        licences = licence_files_for(cfg, bundled)
+        final = add_licences(ctx, repaired, licences, staging / "final") if licences else repaired
+
+        with ctx.console.step("check the wheel (ci.dll, abi3audit)"):
+            findings = dll.windows_wheel_findings(final, cfg)
+            for f in findings:
+                ctx.console.say(f.line())
+            abi3audit = shutil.which("abi3audit", path=env.get("PATH"))
+            if abi3audit:
+                proc = ctx.console.run([abi3audit, "--strict", "--report", str(final)], cwd=staging, env=env,
+                                       title="abi3audit", capture=True, check=False)
+                ctx.console.say((proc.stdout or "") + (proc.stderr or ""))
+                findings.append(checks.Finding(final.name, "abi3audit", "pass" if proc.returncode == 0 else "fail",
+                                               "" if proc.returncode == 0 else "abi3audit reported violations"))
+            bad = checks.failures(findings)
+            if bad:
+                raise CheckFailed("the Windows wheel failed its checks:\n" + "\n".join(f.line() for f in bad))
+        published = artifacts.publish(final, cfg.dist_dir)
+        rows.append(("wheel", f"{published} ({mib(published.stat().st_size)})"))
+        rows.append(("bundled", ", ".join(bundled) or "nothing"))
+        rows.append(("checks", f"{len(findings)} findings, all pass"))
+
+        if mode == "skip":
+            rows.append(("Rust tests on Windows", "skipped (wine-tests = skip / --skip-wine)"))
+        elif os.name != "nt" and not _which("wine", env):
+            if mode == "require":
+                raise ToolMissing("wine-tests = \"require\" but wine is not installed", hint=setup_hint([], wine=True))
+            rows.append(("Rust tests under wine", "SKIPPED: wine not installed "
+                         f"({install_command(APT_WINE)}, or -- --setup)"))
+            ctx.console.warn("wine is not installed: the Rust tests were not run for Windows")
+        else:
+            with ctx.console.step("Rust tests for Windows"):
+                start = time.monotonic()
+                result = run_wine_tests(ctx, route, env, published, work)
+            rows.append(("Rust tests " + ("under wine" if os.name != "nt" else "on Windows"),
+                         f"{result.passed} passed, {result.failed} failed in {result.binaries} binaries "
+                         f"{result.note} ({time.monotonic() - start:.0f}s)"))
+    ctx.console.summary(SESSION, rows)
