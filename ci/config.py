@@ -73,6 +73,17 @@ class WindowsWheelConfig:
     # DLLs that must end up inside the wheel (the closure is computed; this
     # list is a floor the check insists on).
     bundled_dlls: tuple[str, ...] = ()
+    # Bundled DLL name prefix -> licence files (relative to the root) that the
+    # session adds to the wheel's .dist-info/licenses/ when it bundles such a
+    # DLL, and that ci.dll checks (publish.licenses is consulted as well).
+    licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Run the Rust tests of these crates, cross-built, under wine: "auto"
+    # (skipped with a note when wine is missing), "require" or "skip".
+    wine_tests: str = "auto"
+    test_crates: tuple[str, ...] = ("qsym-core",)
+    # Where the MinGW GMP is built once (empty: $XDG_CACHE_HOME or ~/.cache,
+    # then maturin-suite/mingw-gmp).
+    gmp_cache: str = ""
 
 
 @dataclass(frozen=True)
