@@ -77,7 +77,7 @@ def coverage(session: nox.Session) -> None:
 
 @nox.session(name="lint-workflows", tags=["ci", "lint"])
 def lint_workflows(session: nox.Session) -> None:
-    """zizmor (offline, zero findings) and schema validation of .github/workflows."""
+    """zizmor (offline, zero findings), workflow schema, and parity: CI jobs run only these sessions."""
     from ci import workflows
 
     call(session, workflows.run_lint_workflows, groups=["lint"], root=ROOT)
