@@ -354,6 +354,19 @@ def glibc_of(platform: str) -> tuple[int, int] | None:
     return next((v for k, v in legacy.items() if platform.startswith(k + "_")), None)
 
 
+def newer_symbols(report: Mapping[str, object], glibc: tuple[int, int]) -> list[str]:
+    """``libc.so.6 GLIBC_2.25``-style entries newer than ``glibc``."""
+    out = []
+    versioned = report.get("versioned_symbols") or {}
+    assert isinstance(versioned, dict)
+    for lib, versions in sorted(versioned.items()):
+        for v in versions:
+            m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", v)
+            if m and (int(m.group(1)), int(m.group(2))) > glibc:
+                out.append(f"{lib} {v}")
+    return out
+
+
 def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozenset, work: Path) -> list[Finding]:
     proc = tool_run(ctx, [ctx.tool("auditwheel"), "show", "--json", str(path)], work)
     try:
@@ -371,8 +384,8 @@ def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozen
     else:
         if claimed and min(claimed) < overall:
             problems.append(f"file name claims glibc {'.'.join(map(str, min(claimed)))} but the wheel "
-                            f"needs {report.get('overall_tag')} (symbol versions: "
-                            f"{json.dumps(report.get('versioned_symbols', {}))[:200]})")
+                            f"needs {report.get('overall_tag')} (symbols: "
+                            f"{', '.join(newer_symbols(report, min(claimed))) or '?'})")
         if policy and overall > glibc_of(policy):  # type: ignore[operator]
             problems.append(f"policy {cfg.linux_wheel.policy} not met: needs {report.get('overall_tag')}")
     if problems:
