@@ -470,15 +470,18 @@ def licence_files_for(cfg: SuiteConfig, bundled: Sequence[str]) -> list[Path]:
     return files
 
 
-def add_licences(ctx: Context, wheel: Path, files: Sequence[Path], out_dir: Path) -> Path:
+def finish_wheel(ctx: Context, wheel: Path, files: Sequence[Path], out_dir: Path) -> Path:
     """A copy of ``wheel`` in ``out_dir`` with ``files`` in .dist-info/licenses/
-    (and License-File metadata); RECORD is rewritten by ``wheel pack``."""
+    (and License-File metadata) and without delvewheel's ``DELVEWHEEL`` note
+    (it records this machine's --add-path folders; publish-check admits only
+    standard .dist-info files). RECORD is rewritten by ``wheel pack``."""
     tool = ctx.tool("wheel", hint="'wheel' comes from the session venv (dependency group 'windows')")
     with artifacts.staging_dir(out_dir.parent, "unpacked") as tmp:
         ctx.console.run([tool, "unpack", "--dest", str(tmp), str(wheel)], cwd=tmp, env=ctx.env(),
                         title="wheel unpack")
         (unpacked,) = [p for p in tmp.iterdir() if p.is_dir()]
         (info,) = unpacked.glob("*.dist-info")
+        (info / "DELVEWHEEL").unlink(missing_ok=True)
         metadata = info / "METADATA"
         text = metadata.read_text(encoding="utf-8")
         head, sep, body = text.partition("\n\n")
@@ -498,7 +501,7 @@ def add_licences(ctx: Context, wheel: Path, files: Sequence[Path], out_dir: Path
             metadata.write_text(head + "\n" + "\n".join(added) + sep + body, encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
         ctx.console.run([tool, "pack", "--dest-dir", str(out_dir), str(unpacked)], cwd=tmp, env=ctx.env(),
-                        title="wheel pack (licences of bundled DLLs)")
+                        title="wheel pack (licences of bundled DLLs, RECORD)")
     return maturin.only_file(out_dir, "*.whl", "wheel")
 
 
@@ -705,7 +708,7 @@ def run_windows_gnu_wheel(ctx: Context) -> None:
         repaired = maturin.only_file(staging / "repaired", "*.whl", "wheel")
         bundled = [PurePosixPath(n).name for n in zipfile.ZipFile(repaired).namelist() if n.lower().endswith(".dll")]
         licences = licence_files_for(cfg, bundled)
-        final = add_licences(ctx, repaired, licences, staging / "final") if licences else repaired
+        final = finish_wheel(ctx, repaired, licences, staging / "final")
 
         with ctx.console.step("check the wheel (ci.dll, abi3audit)"):
             findings = dll.windows_wheel_findings(final, cfg)
