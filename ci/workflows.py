@@ -170,7 +170,7 @@ def load_workflows(root: Path, loader: Callable[[Path], Any] = load_yaml) -> dic
     return found
 
 
-def triggers(workflow: Mapping[str, Any]) -> Any:
+def triggers(workflow: Mapping[Any, Any]) -> Any:
     """The ``on:`` table (YAML 1.1 reads the key ``on`` as ``True``)."""
     for key in ("on", True, "true"):
         if key in workflow:
