@@ -69,7 +69,7 @@ def publish_check(session: nox.Session) -> None:
 
 @nox.session(name="coverage", tags=["ci"])
 def coverage(session: nox.Session) -> None:
-    """Rust (cargo-tarpaulin, incl. code reached from pytest) + Python coverage into coverage/."""
+    """Rust (tarpaulin + PyO3 layer reached from pytest) and Python coverage into coverage/, with floors."""
     from ci import coverage
 
     call(session, coverage.run_coverage, groups=["coverage"], root=ROOT)
