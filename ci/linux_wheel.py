@@ -249,8 +249,10 @@ maturin build --release --locked --manifest-path "$SUITE_MANIFEST" \
 """
 
 
-def container_command(engine: str, cfg: SuiteConfig, out_dir: Path, maturin_version: str) -> list[str]:
-    """``docker run`` of :data:`CONTAINER_SCRIPT` in the policy's manylinux image."""
+def container_command(engine: str, cfg: SuiteConfig, out_dir: Path, maturin_version: str,
+                      gmp_cache: Path | None = None) -> list[str]:
+    """``docker run`` of :data:`CONTAINER_SCRIPT` in the policy's manylinux image
+    (with ``gmp = "static"``, the host's GMP cache is mounted and used)."""
     image = cfg.linux_wheel.container_image or CONTAINER_IMAGES.get(cfg.linux_wheel.policy)
     if not image:
         raise ConfigError(f"no manylinux image known for policy {cfg.linux_wheel.policy!r}",
@@ -270,6 +272,9 @@ def container_command(engine: str, cfg: SuiteConfig, out_dir: Path, maturin_vers
         "CARGO_TARGET_DIR": inside(cfg.work_dir(SESSION) / "container-target"),
     }
     cmd = [engine, "run", "--rm", "-v", f"{ws}:/io", "-w", "/io"]
+    if cfg.gmp == "static" and gmp_cache is not None:
+        cmd += ["-v", f"{gmp_cache}:/gmp-cache"]
+        env["GMP_MPFR_SYS_CACHE"] = "/gmp-cache"
     for k, v in env.items():
         cmd += ["-e", f"{k}={v}"]
     return [*cmd, image, "bash", "-c", CONTAINER_SCRIPT]
@@ -318,8 +323,10 @@ def run_linux_wheel(ctx: Context) -> None:
     with ctx.console.step("check the toolchain"):
         if cfg.gmp == "system":
             toolchain.require_native(cfg.native, env)
-        if cfg.gmp == "static" and not shutil.which("m4", path=env.get("PATH")):
-            raise ToolMissing("m4 was not found (GMP's configure needs it)", hint=M4_HINT)
+        if cfg.gmp == "static" and mode.name != "container":
+            for prog in ("m4", "make"):
+                if not shutil.which(prog, path=env.get("PATH")):
+                    raise ToolMissing(f"{prog} was not found (building GMP from source needs it)", hint=M4_HINT)
         if mode.name == "zig":
             rows.append(("zig", require_zig(ctx)))
         if cfg.linux_wheel.bundled_libraries and mode.name != "container":
@@ -336,7 +343,8 @@ def run_linux_wheel(ctx: Context) -> None:
             assert mode.engine is not None
             version = ctx.console.run([maturin.maturin(ctx), "--version"], cwd=cfg.workspace,
                                       env=env, capture=True, title="maturin version").stdout.split()[-1]
-            ctx.console.run(container_command(mode.engine, cfg, staging, version), cwd=cfg.workspace,
+            mounted = gmp_cache_dir(cfg, env) if cfg.gmp == "static" else None
+            ctx.console.run(container_command(mode.engine, cfg, staging, version, mounted), cwd=cfg.workspace,
                             env=env, title=f"maturin build in {cfg.linux_wheel.container_image or 'manylinux'}")
             built = maturin.only_file(staging, "*.whl", "wheel")
         else:

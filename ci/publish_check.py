@@ -265,10 +265,9 @@ def license_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], 
         return [Finding(name, "licenses", "n/a", "no publish.licenses configured")]
     shipped = {PurePosixPath(m).name: data for m, data in members.items()
                if info and m.startswith(f"{info}/licenses/")}
-    all_names = [PurePosixPath(m).name for m in members]
     problems, covered = [], []
     for lib, files in cfg.publish.licenses.items():
-        contained = any(n.startswith(lib) and ".libs" in m for m, n in zip(members, all_names))
+        contained = any(PurePosixPath(m).name.startswith(lib) and ".libs/" in m for m in members)
         if not contained and lib == "libgmp" and cfg.gmp == "static":
             contained = True  # linked into the extension itself
         if not contained:
@@ -470,7 +469,8 @@ def sdist_findings(ctx: Context, path: Path, versions: Versions, work: Path, bui
             members = [m.name for m in tar.getmembers()]
             pkg_info = next((m for m in tar.getmembers() if m.name.count("/") == 1
                              and m.name.endswith("/PKG-INFO")), None)
-            meta = email.parser.BytesParser().parsebytes(tar.extractfile(pkg_info).read()) if pkg_info else None
+            raw = tar.extractfile(pkg_info) if pkg_info else None
+            meta = email.parser.BytesParser().parsebytes(raw.read()) if raw else None
     except (tarfile.TarError, OSError, EOFError, CheckFailed) as e:
         return [Finding(name, "zip", "fail", f"not a readable sdist: {e}")]
     found = [Finding(name, "zip", "pass", f"{len(members)} members")]

@@ -11,6 +11,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from ci.errors import CheckFailed
@@ -43,13 +44,13 @@ def elf_dynamic(data: bytes) -> ElfDynamic:
                 continue
             for tag in section.iter_tags():
                 if tag.entry.d_tag == "DT_NEEDED":
-                    needed.append(tag.needed)
+                    needed.append(tag.needed)  # type: ignore[attr-defined]
                 elif tag.entry.d_tag == "DT_RPATH":
-                    rpath += tag.rpath.split(":")
+                    rpath += tag.rpath.split(":")  # type: ignore[attr-defined]
                 elif tag.entry.d_tag == "DT_RUNPATH":
-                    rpath += tag.runpath.split(":")
+                    rpath += tag.runpath.split(":")  # type: ignore[attr-defined]
                 elif tag.entry.d_tag == "DT_SONAME":
-                    soname = tag.soname
+                    soname = tag.soname  # type: ignore[attr-defined]
     except ELFError as e:
         raise CheckFailed(f"not a readable ELF file: {e}") from None
     return ElfDynamic(tuple(needed), tuple(rpath), soname)
@@ -72,7 +73,7 @@ def libs_dir(import_name: str) -> str:
     return f"{import_name}.libs"
 
 
-def bundled_files(members: dict[str, bytes], import_name: str) -> list[str]:
+def bundled_files(members: Mapping[str, bytes], import_name: str) -> list[str]:
     """Names (not paths) of the files in ``<pkg>.libs/``."""
     prefix = libs_dir(import_name) + "/"
     return sorted(PurePosixPath(m).name for m in members if m.startswith(prefix))
@@ -83,7 +84,7 @@ def matches_library(filename: str, prefix: str) -> bool:
     return re.fullmatch(rf"{re.escape(prefix)}(-[0-9a-f]{{8}})?\.so(\.\d+)*", filename) is not None
 
 
-def extension_modules(members: dict[str, bytes]) -> dict[str, bytes]:
+def extension_modules(members: Mapping[str, bytes]) -> dict[str, bytes]:
     """The ELF extension modules of a wheel (``*.so`` outside ``*.libs/``)."""
     return {
         name: data for name, data in members.items()
@@ -93,7 +94,7 @@ def extension_modules(members: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def bundling_problems(
-    members: dict[str, bytes], import_name: str, bundled: tuple[str, ...]
+    members: Mapping[str, bytes], import_name: str, bundled: tuple[str, ...]
 ) -> list[str]:
     """Why the wheel's ``<pkg>.libs/`` is not exactly the ``bundled`` libraries,
     properly wired (empty when it is).
@@ -130,7 +131,7 @@ def bundling_problems(
     return problems
 
 
-def unbundled_needs(members: dict[str, bytes], libraries: tuple[str, ...]) -> list[str]:
+def unbundled_needs(members: Mapping[str, bytes], libraries: tuple[str, ...]) -> list[str]:
     """Extension modules that still load one of ``libraries`` from the system."""
     out = []
     for name, data in extension_modules(members).items():
