@@ -211,8 +211,7 @@ def setup_hint(missing: Sequence[Missing], *, wine: bool) -> str:
     if apt:
         parts.append(f"Debian/Ubuntu (as root): {install_command(apt)} "
                      f"- or let the session do it: nox -s {SESSION} -- --setup")
-    if msys2 or os.name == "nt":
-        parts.append(f"MSYS2 (MINGW64 shell): pacman -S --needed {' '.join(msys2 or MSYS2_PACKAGES)}")
+    parts.append(f"MSYS2 (MINGW64 shell): pacman -S --needed {' '.join(msys2 or MSYS2_PACKAGES)}")
     return "; ".join(parts)
 
 

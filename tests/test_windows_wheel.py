@@ -1,0 +1,205 @@
+"""The windows-gnu-wheel session (ci/windows.py): set-up detection, the
+MinGW GMP cache, the gmp-mpfr-sys probe compiler, and the session end to end
+(wheel in dist/, checks, Rust tests under wine)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ci import dll, windows
+from ci.checks import failures
+from ci.config import load_config
+from ci.console import Console
+from ci.context import Context
+from ci.errors import ConfigError, ToolMissing
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = "x86_64-pc-windows-gnu"
+HAS_MINGW = bool(shutil.which("x86_64-w64-mingw32-gcc"))
+
+
+def context(env: dict[str, str], posargs: tuple[str, ...] = ()) -> Context:
+    return Context(config=load_config(ROOT), console=Console(stream=io.StringIO()), posargs=posargs,
+                   tool_bin=None, base_env=env)
+
+
+def test_unknown_argument_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--frobnicate"):
+        windows.parse_args(context(dict(os.environ), ("--frobnicate",)))
+    assert windows.parse_args(context(dict(os.environ), ("--setup", "--skip-wine"))) == {"--setup", "--skip-wine"}
+
+
+def test_missing_tools_name_the_exact_install_commands(tmp_path: Path) -> None:
+    """With nothing on PATH the session stops before building and says what
+    to install on Debian/Ubuntu and in MSYS2 (no --setup: nothing is installed)."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {"PATH": str(empty), "HOME": str(tmp_path)}
+    with pytest.raises(ToolMissing) as e:
+        windows.ensure_setup(context(env), TARGET, need_gmp_build=True, want_wine=False)
+    text = str(e.value)
+    assert "x86_64-w64-mingw32-gcc" in e.value.message
+    assert "apt-get update && apt-get install -y --no-install-recommends" in text
+    for package in ("gcc-mingw-w64-x86-64-win32", "binutils-mingw-w64-x86-64", "m4", "pkg-config"):
+        assert package in text
+    assert "pacman -S --needed" in text and "mingw-w64-x86_64-gmp" in text
+    assert "-- --setup" in text
+
+
+def fake_rust(folder: Path, host: str, sysroot: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "rustc").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-vV" ]; then printf "rustc 1.99.0\\nhost: {host}\\nrelease: 1.99.0\\n"; '
+        f'else echo {sysroot}; fi\n'
+    )
+    (folder / "cargo").write_text("#!/bin/sh\necho cargo 1.99.0\n")
+    for name in ("rustc", "cargo"):
+        (folder / name).chmod(0o755)
+
+
+def test_route_prefers_a_prebuilt_std_over_build_std(tmp_path: Path) -> None:
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "lib" / "rustlib" / TARGET / "lib").mkdir(parents=True)
+    fake_rust(tmp_path / "bin", "x86_64-unknown-linux-gnu", sysroot)
+    route = windows.find_rust_route(TARGET, {"PATH": str(tmp_path / "bin")})
+    assert route is not None and route.name == "prebuilt-std" and not route.build_std
+    assert route.rustc == str(tmp_path / "bin" / "rustc")
+
+
+def test_route_is_native_when_the_host_is_the_target(tmp_path: Path) -> None:
+    fake_rust(tmp_path / "bin", TARGET, tmp_path / "sysroot")
+    route = windows.find_rust_route(TARGET, {"PATH": str(tmp_path / "bin")})
+    assert route is not None and route.name == "native" and not route.cross
+
+
+@pytest.mark.skipif(not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(),
+                    reason="needs Debian's rustc-web + rust-web-src")
+def test_debian_rustc_web_gives_the_build_std_route() -> None:
+    """rustup's toolchain (first on PATH here) has no windows-gnu std; Debian's
+    rustc-web carries its std source, so it is chosen with -Zbuild-std."""
+    route = windows.find_rust_route(TARGET, dict(os.environ))
+    assert route is not None
+    if route.name == "build-std":
+        assert route.rustc == "/usr/bin/rustc" and route.cargo == "/usr/bin/cargo"
+        assert windows.BUILD_STD in windows.cargo_flags(load_config(ROOT), route)
+    else:  # a rustup with the target installed wins, as it should
+        assert route.name in ("prebuilt-std", "native")
+
+
+def test_gmp_cache_key_follows_version_compiler_and_flags(tmp_path: Path) -> None:
+    src = tmp_path / "gmp-mpfr-sys-1.5.3" / "gmp-6.2.1-c"
+    key = windows.gmp_cache_key(src, "gcc 12", windows.GMP_CONFIGURE)
+    assert key.startswith("gmp-6.2.1-x86_64-w64-mingw32-")
+    assert key == windows.gmp_cache_key(src, "gcc 12", windows.GMP_CONFIGURE)
+    assert key != windows.gmp_cache_key(src, "gcc 13", windows.GMP_CONFIGURE)
+    assert key != windows.gmp_cache_key(src, "gcc 12", ("--enable-fat",))
+
+
+# gmp-mpfr-sys 1.5's probe program (build.rs, SYSTEM_GMP_C), in short.
+PROBE_C = r"""
+#include <gmp.h>
+#include <stdio.h>
+#define STRINGIFY(x) #x
+#define DEFINE_STR(x) ("#define " #x " " STRINGIFY(x) "\n")
+int main(void) {
+    FILE *f = fopen("system_gmp.out", "w");
+#ifdef _LONG_LONG_LIMB
+    fputs(DEFINE_STR(_LONG_LONG_LIMB), f);
+#else
+    fputs("#undef _LONG_LONG_LIMB\n", f);
+#endif
+    fputs(DEFINE_STR(__GNU_MP_VERSION), f);
+    fputs(DEFINE_STR(GMP_LIMB_BITS), f);
+    fputs(DEFINE_STR(__GMP_CC), f);
+    fclose(f);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def mingw_gmp() -> Path:
+    """The cached MinGW GMP (built from the gmp-mpfr-sys crate when missing)."""
+    if not HAS_MINGW:
+        pytest.skip("needs MinGW-w64 (nox -s windows-gnu-wheel -- --setup)")
+    ctx = context(dict(os.environ))
+    route = windows.find_rust_route(TARGET, ctx.env())
+    if route is None:
+        pytest.skip("no Rust for the windows-gnu target")
+    prefix, _ = windows.ensure_mingw_gmp(ctx, route, ctx.env())
+    again, built = windows.ensure_mingw_gmp(ctx, route, ctx.env())
+    assert again == prefix and not built  # the second call reuses the cache
+    return prefix
+
+
+@pytest.mark.slow
+def test_mingw_gmp_is_a_dll_with_only_system_imports(mingw_gmp: Path) -> None:
+    data = (mingw_gmp / "bin" / "libgmp-10.dll").read_bytes()
+    pe = dll.read_pe("libgmp-10.dll", data)
+    assert pe.machine == 0x8664
+    system = dll.system_dlls(pe.machine)
+    assert pe.imports and all(i.lower() in system for i in pe.imports), pe.imports
+    assert (mingw_gmp / "lib" / "libgmp.dll.a").is_file()
+    assert (mingw_gmp / windows.GMP_MARKER).is_file()
+
+
+@pytest.mark.slow
+def test_probe_compiler_links_for_windows_and_runs_here(mingw_gmp: Path, tmp_path: Path) -> None:
+    """As gmp-mpfr-sys calls $CC: the MinGW program is kept (linked against
+    libgmp-10.dll), and the host copy reports the MinGW gmp.h's settings."""
+    (tmp_path / "system_gmp.c").write_text(PROBE_C)
+
+    def probe_cc(prefix: Path) -> int:
+        return subprocess.run(
+            [sys.executable, "-c",
+             f"import sys; sys.path.insert(0, {str(ROOT)!r}); from ci.windows import probe_cc_main; "
+             f"sys.exit(probe_cc_main(sys.argv[1:], 'x86_64-w64-mingw32-gcc', 'gcc', {str(prefix)!r}))",
+             "-fPIC", "system_gmp.c", "-lgmp", "-o", "system_gmp.exe"],
+            cwd=tmp_path, check=False, capture_output=True,
+        ).returncode
+
+    # Without the MinGW GMP (the host's gmp.h does not count) it fails.
+    assert probe_cc(tmp_path / "no-gmp-here") != 0
+    assert probe_cc(mingw_gmp) == 0
+    pe = dll.read_pe("system_gmp.exe.pe", (tmp_path / "system_gmp.exe.pe").read_bytes())
+    assert pe.machine == 0x8664
+    subprocess.run([str(tmp_path / "system_gmp.exe")], cwd=tmp_path, check=True)
+    out = (tmp_path / "system_gmp.out").read_text()
+    # Windows is LLP64: a 64-bit limb is an unsigned long long there.
+    assert "#define _LONG_LONG_LIMB 1" in out
+    assert "#define GMP_LIMB_BITS 64" in out
+    assert '#define __GMP_CC "x86_64-w64-mingw32-gcc"' in out
+
+
+@pytest.mark.slow
+def test_session_builds_checks_and_runs_the_rust_tests_under_wine() -> None:
+    """``nox -s windows-gnu-wheel``: the wheel lands in dist/ with libgmp-10.dll
+    bundled and passes ci.dll; the Rust tests run under wine (when installed)."""
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    cfg = load_config(ROOT)
+    (wheel,) = cfg.dist_dir.glob("q_kangaroo-*-cp39-abi3-win_amd64.whl")
+    assert not failures(dll.windows_wheel_findings(wheel, cfg))
+    with zipfile.ZipFile(wheel) as z:
+        names = [dll.original_name(n.split("/")[-1]) for n in z.namelist() if n.endswith(".dll")]
+        assert not any(n.startswith(".partial-") for n in os.listdir(cfg.dist_dir))
+    assert "libgmp-10.dll" in names
+    assert re.search(r"MinGW GMP\s+(built|reused)", out)
+    if shutil.which("wine"):
+        m = re.search(r"Rust tests under wine\s+(\d+) passed, (\d+) failed in (\d+) binaries", out)
+        assert m, out[-3000:]
+        assert int(m[1]) > 0 and m[2] == "0"
+    else:
+        assert "SKIPPED: wine not installed" in out
