@@ -53,7 +53,7 @@ def linux_wheel(session: nox.Session) -> None:
 
 @nox.session(name="windows-gnu-wheel", tags=["package", "release"])
 def windows_gnu_wheel(session: nox.Session) -> None:
-    """win_amd64 abi3 wheel for x86_64-pc-windows-gnu into dist/, whole DLL closure bundled."""
+    """win_amd64 abi3 wheel for x86_64-pc-windows-gnu into dist/, DLL closure bundled ('-- --setup')."""
     from ci import windows
 
     call(session, windows.run_windows_gnu_wheel, groups=["windows"], root=ROOT)

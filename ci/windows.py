@@ -303,7 +303,8 @@ def ensure_mingw_gmp(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> 
     if (final / GMP_MARKER).is_file() and (final / "bin" / "libgmp-10.dll").is_file():
         return final, False
     if not all(_which(t, env) for t in ("m4", "make")):
-        raise ToolMissing("building the MinGW GMP needs m4 and make", hint=setup_hint([Missing("m4", ("m4", "make"))], wine=False))
+        raise ToolMissing("building the MinGW GMP needs m4 and make",
+                          hint=setup_hint([Missing("m4, make", ("m4", "make"))], wine=False))
     root.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with artifacts.staging_dir(root, f".build-{key}") as build:
@@ -571,7 +572,8 @@ def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: P
         wine = _which("wine", env)
         if wine is None:
             raise ToolMissing("wine is not installed", hint=setup_hint([], wine=True))
-        runner = [wine]
+        # A hung wine must not hang CI: coreutils' timeout ends the test run.
+        runner = [_which("timeout", env) or "timeout", "900", wine]
     packages = [a for c in cfg.windows_wheel.test_crates for a in ("-p", c)]
     proc = ctx.console.run(
         [route.cargo, "test", "--no-run", "--release", "--locked", *packages, *cargo_flags(cfg, route),
@@ -623,6 +625,11 @@ def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: P
         failed += sum(int(f) for _, _, f in counts)
         if result.returncode != 0 or not counts:
             failures.append(f"{exe.name} (exit {result.returncode})")
+    if runner:
+        # Stop the wineserver this run started for its prefix (it lingers otherwise).
+        wineserver = _which("wineserver", env)
+        if wineserver:
+            subprocess.run([wineserver, "-k"], env=wenv, capture_output=True, check=False)
     if failures:
         raise StepFailed(f"Rust tests failed under {'wine' if runner else 'Windows'}: {', '.join(failures)}", 1)
     note = f"with {', '.join(dlls) or 'no DLLs'} from the wheel"

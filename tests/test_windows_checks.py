@@ -10,7 +10,6 @@ real wheel built by ``nox -s windows-gnu-wheel`` (slow tests).
 from __future__ import annotations
 
 import dataclasses
-import io
 import re
 import shutil
 import subprocess
