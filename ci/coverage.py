@@ -631,6 +631,10 @@ def run_coverage(ctx: Context) -> None:
         publish_reports(staging, out)
 
     ctx.console.say(summary)
+    step_summary = env.get("GITHUB_STEP_SUMMARY")
+    if ctx.console.github and step_summary:
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(summary + "\n")
     rust_t = totals(rust)
     crate = cfg.python_crate.relative_to(cfg.root).as_posix() + "/"
     ctx.console.summary(SESSION, [
