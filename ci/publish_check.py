@@ -11,7 +11,7 @@ Rules
     ``twine``         ``twine check --strict`` (metadata renders, is complete)
     ``version``       one version in the file name, the metadata, the python
                       crate's Cargo.toml, pyproject.toml and the git tag
-    ``tags``          abi3 ``cp3X`` tag for the lowest allowed Python, WHEEL tags
+    ``tags``          abi3, ``cp3X`` serving the lowest allowed Python, WHEEL tags
                       equal the file name's, platform one of ``publish.platforms``
     ``abi3audit``     no symbol outside the limited API (abi3 wheels)
     ``auditwheel``    ``auditwheel show``: the policy holds, no external library
@@ -220,9 +220,10 @@ def tag_findings(cfg: SuiteConfig, name: str, tags: frozenset, members: Mapping[
     for t in sorted(tags, key=str):
         if t.abi != "abi3":
             problems.append(f"{t}: ABI tag {t.abi}, not abi3 (one wheel serves every CPython)")
-        if t.interpreter != want_py:
-            problems.append(f"{t}: interpreter tag {t.interpreter}, expected {want_py} "
-                            f"(lowest of python-versions)")
+        m = re.fullmatch(r"cp3(\d+)", t.interpreter)
+        if not m or int(m.group(1)) > int(want_py[3:]):
+            problems.append(f"{t}: interpreter tag {t.interpreter} does not serve {want_py} "
+                            f"(the lowest of python-versions)")
     platforms = {t.platform for t in tags}
     if cfg.publish.platforms and not platforms & set(cfg.publish.platforms):
         problems.append(f"platform {', '.join(sorted(platforms))} is none of publish.platforms "
