@@ -289,7 +289,10 @@ def gmp_cache_key(source: Path, compiler_version: str, configure_args: Sequence[
     return f"gmp-{version}-{MINGW}-{digest[:12]}"
 
 
-GMP_CONFIGURE = ("--enable-shared", "--disable-static")
+# A DLL like MSYS2's libgmp-10.dll, and "fat": GMP picks the assembly for the
+# CPU it runs on at load time (as MSYS2 builds it), so the wheel is fast on
+# any x86_64 and correct on the oldest.
+GMP_CONFIGURE = ("--enable-shared", "--disable-static", "--enable-fat")
 
 
 def ensure_mingw_gmp(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> tuple[Path, bool]:
@@ -418,6 +421,11 @@ def build_env(ctx: Context, route: RustRoute, work: Path, gmp_prefix: Path | Non
         env["PKG_CONFIG_LIBDIR"] = str(gmp_prefix / "lib" / "pkgconfig")
         env["PKG_CONFIG_PATH"] = ""
         env["PKG_CONFIG_ALLOW_CROSS"] = "1"
+        # gmp-mpfr-sys's build script reruns only when GMP_MPFR_SYS_CACHE
+        # changes (it ignores $CC and pkg-config's variables); with
+        # use-system-libs it never uses that folder, so naming it after the
+        # GMP prefix makes a new MinGW GMP re-run the probe and re-link.
+        env["GMP_MPFR_SYS_CACHE"] = str(work / "gmp-mpfr-sys-unused" / gmp_prefix.name)
     return env
 
 
