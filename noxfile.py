@@ -61,7 +61,12 @@ def windows_gnu_wheel(session: nox.Session) -> None:
 
 @nox.session(name="publish-check", tags=["ci-gate", "release"])
 def publish_check(session: nox.Session) -> None:
-    """Release gate over dist/: metadata, tags, contents, licences, smoke installs ('-- --release')."""
+    """Release gate over dist/: metadata, tags, contents, licences, smoke installs.
+
+    '-- --release': also demand the complete set (one wheel per publish.platforms
+    entry + the sdist, one version, nothing stale). '-- --no-sdist-build' and
+    '-- --no-smoke' skip the slow parts for a quick look.
+    """
     from ci import publish_check
 
     call(session, publish_check.run_publish_check, groups=["check"], root=ROOT)
