@@ -81,6 +81,10 @@ class WindowsWheelConfig:
     # (skipped with a note when wine is missing), "require" or "skip".
     wine_tests: str = "auto"
     test_crates: tuple[str, ...] = ("qsym-core",)
+    # Which Rust builds for the target: "auto" (native, else a rustup target's
+    # prebuilt std, else -Zbuild-std with a std source, e.g. Debian's
+    # rustc-web), or one of "native", "prebuilt-std", "build-std".
+    rust_route: str = "auto"
     # Where the MinGW GMP is built once (empty: $XDG_CACHE_HOME or ~/.cache,
     # then maturin-suite/mingw-gmp).
     gmp_cache: str = ""

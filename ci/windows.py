@@ -72,7 +72,8 @@ from ci.errors import CheckFailed, ConfigError, StepFailed, SuiteError, ToolMiss
 SESSION = "windows-gnu-wheel"
 MINGW = "x86_64-w64-mingw32"
 SETUP_ENV = "MATURIN_SUITE_WINDOWS_SETUP"
-POSARGS = ("--setup", "--skip-wine")
+POSARGS = ("--setup", "--skip-wine", "--route=")
+ROUTES = ("auto", "native", "prebuilt-std", "build-std")
 WINE_MODES = ("auto", "require", "skip")
 GMP_MARKER = "suite-gmp.json"
 BUILD_STD = "-Zbuild-std=std,panic_unwind"
@@ -153,8 +154,9 @@ def _candidates(env: Mapping[str, str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def find_rust_route(target: str, env: Mapping[str, str]) -> RustRoute | None:
-    """The best way to build for ``target`` here (see the module docstring)."""
+def find_rust_route(target: str, env: Mapping[str, str], prefer: str = "auto") -> RustRoute | None:
+    """The best way to build for ``target`` here (see the module docstring);
+    only the route named ``prefer`` unless it is "auto"."""
     found: dict[str, RustRoute] = {}
     for rustc, cargo in _candidates(env):
         info = rustc_info(rustc, env)
@@ -167,20 +169,28 @@ def find_rust_route(target: str, env: Mapping[str, str]) -> RustRoute | None:
             found.setdefault("prebuilt-std", RustRoute("prebuilt-std", cargo, rustc, version, host, False))
         elif (sysroot / "lib" / "rustlib" / "src" / "rust" / "library" / "std" / "Cargo.toml").is_file():
             found.setdefault("build-std", RustRoute("build-std", cargo, rustc, version, host, True))
+    if prefer != "auto":
+        return found.get(prefer)
     for name in ("native", "prebuilt-std", "build-std"):
         if name in found:
             return found[name]
     return None
 
 
-def missing_pieces(target: str, env: Mapping[str, str], *, need_gmp_build: bool) -> list[Missing]:
+def missing_pieces(
+    target: str, env: Mapping[str, str], *, need_gmp_build: bool, prefer: str = "auto"
+) -> list[Missing]:
     """Everything the build needs that is not installed."""
     missing: list[Missing] = []
-    route = find_rust_route(target, env)
+    route = find_rust_route(target, env, prefer)
     if route is None:
-        missing.append(Missing(
-            f"a Rust that can build for {target} (rustup target, or a std source for -Zbuild-std)",
-            APT_RUST, ("mingw-w64-x86_64-rust",)))
+        if prefer == "auto":
+            what = (f"a Rust that can build for {target} (`rustup target add {target}`, "
+                    f"or Debian's rustc-web with its std source for -Zbuild-std)")
+        else:
+            what = f"a Rust for the {prefer} route (tool.maturin-suite.windows-wheel.rust-route / --route)"
+        missing.append(Missing(what, APT_RUST if prefer in ("auto", "build-std") else (),
+                               ("mingw-w64-x86_64-rust",)))
     if os.name == "nt":
         for tool, pkg in (("gcc", "mingw-w64-x86_64-gcc"), ("pkg-config", "mingw-w64-x86_64-pkgconf")):
             if not _which(tool, env):
@@ -230,18 +240,31 @@ def apt_install(ctx: Context, packages: Sequence[str]) -> None:
                     cwd=ctx.root, env=env, title=f"apt-get install {' '.join(packages)}")
 
 
-def ensure_setup(ctx: Context, target: str, *, need_gmp_build: bool, want_wine: bool) -> None:
+def try_rustup_target(ctx: Context, target: str) -> bool:
+    """``rustup target add``: the prebuilt std, where rustup can fetch it."""
+    rustup = _which("rustup", ctx.env())
+    if rustup is None:
+        return False
+    proc = ctx.console.run([rustup, "target", "add", target], cwd=ctx.root, env=ctx.env(),
+                           title=f"set-up: rustup target add {target}", check=False)
+    return proc.returncode == 0
+
+
+def ensure_setup(ctx: Context, target: str, *, need_gmp_build: bool, want_wine: bool, prefer: str = "auto") -> None:
     """Install (with --setup) or name what is missing; never returns with gaps."""
     env = ctx.env()
-    missing = missing_pieces(target, env, need_gmp_build=need_gmp_build)
+    missing = missing_pieces(target, env, need_gmp_build=need_gmp_build, prefer=prefer)
     wine_missing = want_wine and os.name != "nt" and not _which("wine", env)
     if not missing and not wine_missing:
         return
-    if setup_requested(ctx) and can_apt(env):
+    if setup_requested(ctx) and find_rust_route(target, env, prefer) is None and prefer in ("auto", "prebuilt-std") \
+            and try_rustup_target(ctx, target):
+        missing = missing_pieces(target, env, need_gmp_build=need_gmp_build, prefer=prefer)
+    if setup_requested(ctx) and can_apt(env) and (missing or wine_missing):
         packages = sorted({p for m in missing for p in m.apt} | (set(APT_WINE) if wine_missing else set()))
         with ctx.console.step(f"set-up: install {' '.join(packages)}"):
             apt_install(ctx, packages)
-        missing = missing_pieces(target, ctx.env(), need_gmp_build=need_gmp_build)
+        missing = missing_pieces(target, ctx.env(), need_gmp_build=need_gmp_build, prefer=prefer)
     if missing:
         raise ToolMissing(
             "the windows-gnu build needs: " + "; ".join(m.what for m in missing),
@@ -392,10 +415,15 @@ def shim_dir(work: Path, route: RustRoute) -> Path:
     return shims
 
 
+def cargo_target_dir(work: Path, route: RustRoute) -> Path:
+    """One cargo target folder per route: switching compilers never thrashes."""
+    return work / f"cargo-{route.name}"
+
+
 def build_env(ctx: Context, route: RustRoute, work: Path, gmp_prefix: Path | None) -> dict[str, str]:
     cfg = ctx.config
     target = cfg.windows_wheel.target
-    extra = {"CARGO_TARGET_DIR": str(work / "cargo")}
+    extra = {"CARGO_TARGET_DIR": str(cargo_target_dir(work, route))}
     if not route.cross:
         return ctx.env(**extra)
     env = ctx.env(**extra)
@@ -661,11 +689,21 @@ def mib(n: int) -> str:
 
 
 def parse_args(ctx: Context) -> set[str]:
-    unknown = [a for a in ctx.posargs if a not in POSARGS]
+    unknown = [a for a in ctx.posargs if a not in POSARGS and not a.startswith("--route=")]
     if unknown:
         raise ConfigError(f"unknown argument(s) for {SESSION}: {' '.join(unknown)}",
-                          hint=f"known: {' '.join(POSARGS)}")
+                          hint=f"known: --setup, --skip-wine, --route={{{','.join(ROUTES)}}}")
     return set(ctx.posargs)
+
+
+def route_choice(ctx: Context, args: set[str]) -> str:
+    """``--route=NAME``, else tool.maturin-suite.windows-wheel.rust-route."""
+    chosen = [a.split("=", 1)[1] for a in args if a.startswith("--route=")]
+    value = chosen[-1] if chosen else ctx.config.windows_wheel.rust_route
+    if value not in ROUTES:
+        source = "--route" if chosen else "tool.maturin-suite.windows-wheel.rust-route"
+        raise ConfigError(f"{source} must be one of {', '.join(ROUTES)}; got {value!r}")
+    return value
 
 
 def wine_mode(ctx: Context, args: set[str]) -> str:
@@ -684,14 +722,21 @@ def run_windows_gnu_wheel(ctx: Context) -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
     mode = wine_mode(ctx, args)
+    prefer = route_choice(ctx, args)
     env0 = ctx.env()
 
     with ctx.console.step("detect toolchain"):
         gmp_cached = os.name == "nt" or any(
             (d / GMP_MARKER).is_file() for d in cache_root(cfg, env0).glob("gmp-*"))
-        ensure_setup(ctx, target, need_gmp_build=not gmp_cached, want_wine=mode != "skip")
-        route = find_rust_route(target, ctx.env())
+        ensure_setup(ctx, target, need_gmp_build=not gmp_cached, want_wine=mode != "skip", prefer=prefer)
+        route = find_rust_route(target, ctx.env(), prefer)
         assert route is not None  # ensure_setup raised otherwise
+        if os.name == "nt" and route.cross:
+            raise ToolMissing(
+                f"on Windows the build needs a Rust whose host is {target} (found {route.host})",
+                hint="MSYS2: pacman -S mingw-w64-x86_64-rust, or rustup default stable-x86_64-pc-windows-gnu; "
+                     "run nox from the MINGW64 shell with mingw-w64-x86_64-gcc, -gmp and -pkgconf installed",
+            )
         rows.append(("route", f"{route.name}: rustc {route.version} ({route.rustc}), host {route.host}"))
 
     gmp_prefix = None
@@ -711,7 +756,7 @@ def run_windows_gnu_wheel(ctx: Context) -> None:
             env=env, title=f"maturin build --target {target} ({route.name})",
         )
         rows.append(("cargo/maturin build", f"{time.monotonic() - start:.0f}s; target dir "
-                     f"{mib(du(work / 'cargo'))}"))
+                     f"{mib(du(cargo_target_dir(work, route)))}"))
         search = dll_search_dirs(route, gmp_prefix, env)
         delvewheel = ctx.tool("delvewheel", hint="delvewheel comes from the session venv (dependency group 'windows')")
         ctx.console.run(

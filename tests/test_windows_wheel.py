@@ -38,6 +38,15 @@ def test_unknown_argument_is_a_config_error() -> None:
     assert windows.parse_args(context(dict(os.environ), ("--setup", "--skip-wine"))) == {"--setup", "--skip-wine"}
 
 
+def test_route_choice_comes_from_posargs_or_config() -> None:
+    ctx = context(dict(os.environ), ("--route=build-std",))
+    assert windows.route_choice(ctx, windows.parse_args(ctx)) == "build-std"
+    ctx = context(dict(os.environ))
+    assert windows.route_choice(ctx, set()) == ctx.config.windows_wheel.rust_route == "auto"
+    with pytest.raises(ConfigError, match="--route must be one of"):
+        windows.route_choice(ctx, {"--route=msvc"})
+
+
 def test_missing_tools_name_the_exact_install_commands(tmp_path: Path) -> None:
     """With nothing on PATH the session stops before building and says what
     to install on Debian/Ubuntu and in MSYS2 (no --setup: nothing is installed)."""
@@ -76,6 +85,20 @@ def test_route_prefers_a_prebuilt_std_over_build_std(tmp_path: Path) -> None:
     assert route.rustc == str(tmp_path / "bin" / "rustc")
 
 
+def test_a_named_route_is_taken_or_none(tmp_path: Path) -> None:
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "lib" / "rustlib" / TARGET / "lib").mkdir(parents=True)
+    fake_rust(tmp_path / "bin", "x86_64-unknown-linux-gnu", sysroot)
+    env = {"PATH": str(tmp_path / "bin")}
+    assert windows.find_rust_route(TARGET, env, "native") is None
+    assert windows.find_rust_route(TARGET, env, "prebuilt-std").rustc == str(tmp_path / "bin" / "rustc")
+    debian = windows.find_rust_route(TARGET, env, "build-std")
+    if Path("/usr/lib/rustlib/src/rust/library/std/Cargo.toml").is_file():
+        assert debian is not None and debian.rustc == "/usr/bin/rustc" and debian.build_std
+    else:
+        assert debian is None
+
+
 def test_route_is_native_when_the_host_is_the_target(tmp_path: Path) -> None:
     fake_rust(tmp_path / "bin", TARGET, tmp_path / "sysroot")
     route = windows.find_rust_route(TARGET, {"PATH": str(tmp_path / "bin")})
@@ -85,15 +108,15 @@ def test_route_is_native_when_the_host_is_the_target(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(),
                     reason="needs Debian's rustc-web + rust-web-src")
 def test_debian_rustc_web_gives_the_build_std_route() -> None:
-    """rustup's toolchain (first on PATH here) has no windows-gnu std; Debian's
-    rustc-web carries its std source, so it is chosen with -Zbuild-std."""
-    route = windows.find_rust_route(TARGET, dict(os.environ))
-    assert route is not None
-    if route.name == "build-std":
-        assert route.rustc == "/usr/bin/rustc" and route.cargo == "/usr/bin/cargo"
-        assert windows.BUILD_STD in windows.cargo_flags(load_config(ROOT), route)
-    else:  # a rustup with the target installed wins, as it should
-        assert route.name in ("prebuilt-std", "native")
+    """Debian's rustc-web carries its std source: the build-std route, which
+    auto takes only when no rustup target (prebuilt std) is installed."""
+    env = dict(os.environ)
+    route = windows.find_rust_route(TARGET, env, "build-std")
+    assert route is not None and route.rustc == "/usr/bin/rustc" and route.cargo == "/usr/bin/cargo"
+    assert windows.BUILD_STD in windows.cargo_flags(load_config(ROOT), route)
+    best = windows.find_rust_route(TARGET, env)
+    assert best is not None
+    assert best.name == ("prebuilt-std" if windows.find_rust_route(TARGET, env, "prebuilt-std") else "build-std")
 
 
 def test_gmp_cache_key_follows_version_compiler_and_flags(tmp_path: Path) -> None:
@@ -179,6 +202,23 @@ def test_probe_compiler_links_for_windows_and_runs_here(mingw_gmp: Path, tmp_pat
     assert "#define _LONG_LONG_LIMB 1" in out
     assert "#define GMP_LIMB_BITS 64" in out
     assert '#define __GMP_CC "x86_64-w64-mingw32-gcc"' in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(),
+                    reason="needs Debian's rustc-web + rust-web-src")
+def test_session_build_std_route_with_debian_rustc_web() -> None:
+    """The route for machines where rustup has no windows-gnu std: Debian's
+    rustc 1.96 builds std (-Zbuild-std) and every host build script too."""
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel", "--",
+                           "--route=build-std", "--skip-wine"], cwd=ROOT, capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert re.search(r"route\s+build-std: rustc 1\.\d+\.\d+ \(/usr/bin/rustc\)", out), out[-2000:]
+    assert "-Zbuild-std=std,panic_unwind" in out
+    cfg = load_config(ROOT)
+    (wheel,) = cfg.dist_dir.glob("q_kangaroo-*-cp39-abi3-win_amd64.whl")
+    assert not failures(dll.windows_wheel_findings(wheel, cfg))
 
 
 @pytest.mark.slow
