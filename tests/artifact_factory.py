@@ -31,12 +31,19 @@ long suite_entropy(void *buf, unsigned long n) { return getrandom(buf, n, 0); }
 """
 
 
-def compile_shared(source: str, out: Path) -> bytes:
+# Uses GMP from the system (an unrepaired extension: DT_NEEDED libgmp.so.10).
+SYSTEM_GMP_C = """
+#include <gmp.h>
+const char *suite_gmp_version(void) { return gmp_version; }
+"""
+
+
+def compile_shared(source: str, out: Path, libs: tuple[str, ...] = ()) -> bytes:
     """A real ELF shared object built by gcc from ``source``."""
     src = out.with_suffix(".c")
     src.write_text(source)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src)], check=True,
-                   capture_output=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src), *(f"-l{x}" for x in libs)],
+                   check=True, capture_output=True)
     return out.read_bytes()
 
 

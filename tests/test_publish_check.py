@@ -213,6 +213,15 @@ def test_too_new_glibc_symbol(good: GoodSet, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_unrepaired_extension_needing_the_system_libgmp(good: GoodSet, tmp_path: Path) -> None:
+    so = af.compile_shared(af.SYSTEM_GMP_C, tmp_path / "sysgmp.so", libs=("gmp",))
+    broken = af.rewrite(good.wheel, tmp_path / "src", _add("q_kangaroo/_sysgmp.abi3.so", so))
+    found = check([broken], tmp_path)
+    assert {"auditwheel", "bundled-libs"} <= failed_rules(found, broken.name)
+    assert "libgmp.so.10" in next(f.detail for f in found if f.rule == "auditwheel")
+
+
+@pytest.mark.slow
 def test_corrupt_zip(good: GoodSet, tmp_path: Path) -> None:
     broken = af.corrupt(good.wheel, tmp_path / good.wheel.name)
     found = check([broken], tmp_path)
