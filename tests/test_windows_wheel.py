@@ -4,6 +4,8 @@ MinGW GMP cache, the gmp-mpfr-sys probe compiler, and the session end to end
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
 import re
@@ -243,3 +245,61 @@ def test_session_builds_checks_and_runs_the_rust_tests_under_wine() -> None:
         assert int(m[1]) > 0 and m[2] == "0"
     else:
         assert "SKIPPED: wine not installed" in out
+
+
+@pytest.fixture(scope="module")
+def session_tools() -> Path:
+    """The session's own venv (wheel, delvewheel, ...), as nox installs it."""
+    subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel", "--install-only"], cwd=ROOT,
+                   check=True, capture_output=True)
+    return ROOT / ".nox" / "windows-gnu-wheel" / "bin"
+
+
+LIBGCC = Path("/usr/lib/gcc/x86_64-w64-mingw32/12-win32/libgcc_s_seh-1.dll")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LIBGCC.is_file(), reason="needs gcc-mingw-w64-x86-64-win32 (libgcc_s_seh-1.dll)")
+def test_finish_wheel_adds_the_licences_of_bundled_mingw_runtimes(session_tools: Path, tmp_path: Path) -> None:
+    """A wheel that bundles libgcc_s_seh-1.dll gets the GCC runtime exception
+    and GPL texts (windows-wheel.licenses) in .dist-info/licenses/, listed in
+    METADATA and RECORD; delvewheel's DELVEWHEEL note is dropped."""
+    info = "q_kangaroo-0.3.0.dist-info"
+    libgcc = "q_kangaroo.libs/libgcc_s_seh-1-0123456789abcdef0123456789abcdef.dll"
+    src = tmp_path / "in" / "q_kangaroo-0.3.0-cp39-abi3-win_amd64.whl"
+    src.parent.mkdir()
+    content = {
+        "q_kangaroo/__init__.py": b"",
+        libgcc: LIBGCC.read_bytes(),
+        f"{info}/METADATA": b"Metadata-Version: 2.4\nName: q-kangaroo\nVersion: 0.3.0\n\nReadme.\n",
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp39-abi3-win_amd64\n",
+        f"{info}/DELVEWHEEL": b"Version: 1.13.2\n",
+    }
+    with zipfile.ZipFile(src, "w") as z:
+        record = []
+        for name, data in content.items():
+            z.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{name},sha256={digest},{len(data)}\n")
+        z.writestr(f"{info}/RECORD", "".join(record) + f"{info}/RECORD,,\n")
+    cfg = load_config(ROOT)
+    ctx = Context(config=cfg, console=Console(stream=io.StringIO()), tool_bin=session_tools,
+                  base_env=dict(os.environ))
+    files = windows.licence_files_for(cfg, [libgcc.split("/")[-1]])
+    assert {f.name for f in files} == {"GCC-RUNTIME-LIBRARY-EXCEPTION-3.1.txt", "GCC-GPL-3.0.txt"}
+    out = windows.finish_wheel(ctx, src, files, tmp_path / "out")
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        metadata = z.read(f"{info}/METADATA").decode()
+        record = z.read(f"{info}/RECORD").decode()
+        members = {n: z.read(n) for n in names}
+    assert f"{info}/DELVEWHEEL" not in names
+    for f in files:
+        rel = f"licenses/windows/{f.name}"
+        assert members[f"{info}/licenses/{rel}"] == f.read_bytes()
+        assert f"License-File: {rel}" in metadata
+        assert f"{info}/licenses/{rel},sha256=" in record
+    assert metadata.rstrip().endswith("Readme.")
+    assert dll.license_problems(members, [libgcc], cfg) == []
+    # ... and without them the rule names what is missing.
+    assert dll.license_problems({libgcc: b""}, [libgcc], cfg)
