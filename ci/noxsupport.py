@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import os
+import site
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,25 @@ def dependency_group_requirements(root: Path, groups: Sequence[str]) -> list[str
     return reqs
 
 
+def use_venv_libraries(venv_bin: Path) -> Path | None:
+    """Make the libraries installed in the session venv importable here.
+
+    Session functions run in the nox process, but some read artifacts with
+    libraries that only the session's dependency group installs (pefile,
+    pyelftools, PyYAML, ...). Sessions without ``python=`` get a venv of the
+    interpreter running nox, so its site-packages is compatible; it is
+    appended to ``sys.path``, so nox's own packages still win.
+    """
+    venv = venv_bin.parent
+    version = "%d.%d" % sys.version_info[:2]
+    for candidate in (venv / "lib" / f"python{version}" / "site-packages", venv / "Lib" / "site-packages"):
+        if candidate.is_dir():
+            if str(candidate) not in sys.path:
+                site.addsitedir(str(candidate))
+            return candidate
+    return None
+
+
 def call(
     session: Any,
     func: Callable[[Context], object],
@@ -40,6 +61,7 @@ def call(
         if groups:
             session.install(*dependency_group_requirements(root, groups))
             tool_bin = Path(session.bin)
+            use_venv_libraries(tool_bin)
         if getattr(session, "_runner", None) is not None and session._runner.global_config.install_only:
             console.say("install-only: skipping the session's steps")
             return

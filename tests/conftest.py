@@ -7,10 +7,13 @@ temporary folder and run real nox sessions there.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,11 +70,36 @@ def nox_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@functools.cache
+def nox_python() -> str:
+    """A Python whose venv holds only the ``nox`` dependency group, as a user's
+    does after ``pip install nox[uv]``: sessions must bring every other tool
+    themselves. Made once and reused (under the system temp dir)."""
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as f:
+        reqs = tomllib.load(f)["dependency-groups"]["nox"]
+    tag = hashlib.sha256(f"{sys.version}{reqs}".encode()).hexdigest()[:10]
+    venv = Path(tempfile.gettempdir()) / f"maturin-suite-test-nox-{tag}"
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not (venv / "ready").exists():
+        uv = shutil.which("uv")
+        if uv:
+            subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+            subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *reqs], check=True)
+        else:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *reqs], check=True)
+        (venv / "ready").write_text("ok")
+    return str(python)
+
+
 def run_nox(workdir: Path, *args: str, env: Mapping[str, str] | None = None,
             timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    """``nox ARGS`` in ``workdir``; output captured (and echoed on failure by callers)."""
+    """``nox ARGS`` in ``workdir``, with nox from a venv that has nothing but
+    nox (see :func:`nox_python`); output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "nox", "--no-color", *args],
+        [nox_python(), "-m", "nox", "--no-color", *args],
         cwd=workdir, env=nox_env(env), capture_output=True, text=True, timeout=timeout, check=False,
     )
 
@@ -99,3 +127,10 @@ def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str) 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def windows_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the repository shared by the Windows tests (the cargo
+    target dir for the cross build is expensive, so it is built once)."""
+    return copy_repo(tmp_path_factory.mktemp("windows-ws"))
