@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import run_nox
 
 from ci import dll
 from ci.checks import failures
@@ -31,8 +32,8 @@ needs_mingw = pytest.mark.skipif(
     not (GCC and DLLTOOL),
     reason="needs MinGW-w64: apt-get install gcc-mingw-w64-x86-64-win32 binutils-mingw-w64-x86-64",
 )
-pytest.importorskip("pefile")
-pytest.importorskip("delvewheel")
+import delvewheel  # noqa: E402,F401  (the suite-tests group installs it)
+import pefile  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------
@@ -270,13 +271,13 @@ def test_system_dll_list_comes_from_delvewheel() -> None:
 
 
 @pytest.fixture(scope="session")
-def real_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's wheel from dist/, built with nox when it is not there."""
-    cfg = load_config(ROOT)
+def real_wheel(tmp_path_factory: pytest.TempPathFactory, windows_ws: Path) -> Path:
+    """The session's wheel, built with nox in the shared repository copy."""
+    cfg = load_config(windows_ws)
     found = sorted(cfg.dist_dir.glob("*-win_amd64.whl"))
     if not found:
-        subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel", "--", "--skip-wine"],
-                       cwd=ROOT, check=True)
+        proc = run_nox(windows_ws, "-s", "windows-gnu-wheel", "--", "--skip-wine")
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
         found = sorted(cfg.dist_dir.glob("*-win_amd64.whl"))
     copy = tmp_path_factory.mktemp("real") / found[-1].name
     shutil.copyfile(found[-1], copy)

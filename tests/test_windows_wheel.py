@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import run_nox
 
 from ci import dll, windows
 from ci.checks import failures
@@ -209,29 +210,27 @@ def test_probe_compiler_links_for_windows_and_runs_here(mingw_gmp: Path, tmp_pat
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(),
                     reason="needs Debian's rustc-web + rust-web-src")
-def test_session_build_std_route_with_debian_rustc_web() -> None:
+def test_session_build_std_route_with_debian_rustc_web(windows_ws: Path) -> None:
     """The route for machines where rustup has no windows-gnu std: Debian's
     rustc 1.96 builds std (-Zbuild-std) and every host build script too."""
-    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel", "--",
-                           "--route=build-std", "--skip-wine"], cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = run_nox(windows_ws, "-s", "windows-gnu-wheel", "--", "--route=build-std", "--skip-wine")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert re.search(r"route\s+build-std: rustc 1\.\d+\.\d+ \(/usr/bin/rustc\)", out), out[-2000:]
     assert "-Zbuild-std=std,panic_unwind" in out
-    cfg = load_config(ROOT)
+    cfg = load_config(windows_ws)
     (wheel,) = cfg.dist_dir.glob("q_kangaroo-*-cp39-abi3-win_amd64.whl")
     assert not failures(dll.windows_wheel_findings(wheel, cfg))
 
 
 @pytest.mark.slow
-def test_session_builds_checks_and_runs_the_rust_tests_under_wine() -> None:
+def test_session_builds_checks_and_runs_the_rust_tests_under_wine(windows_ws: Path) -> None:
     """``nox -s windows-gnu-wheel``: the wheel lands in dist/ with libgmp-10.dll
     bundled and passes ci.dll; the Rust tests run under wine (when installed)."""
-    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    proc = run_nox(windows_ws, "-s", "windows-gnu-wheel")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    cfg = load_config(ROOT)
+    cfg = load_config(windows_ws)
     (wheel,) = cfg.dist_dir.glob("q_kangaroo-*-cp39-abi3-win_amd64.whl")
     assert not failures(dll.windows_wheel_findings(wheel, cfg))
     with zipfile.ZipFile(wheel) as z:
@@ -248,11 +247,10 @@ def test_session_builds_checks_and_runs_the_rust_tests_under_wine() -> None:
 
 
 @pytest.fixture(scope="module")
-def session_tools() -> Path:
+def session_tools(windows_ws: Path) -> Path:
     """The session's own venv (wheel, delvewheel, ...), as nox installs it."""
-    subprocess.run([sys.executable, "-m", "nox", "-s", "windows-gnu-wheel", "--install-only"], cwd=ROOT,
-                   check=True, capture_output=True)
-    return ROOT / ".nox" / "windows-gnu-wheel" / "bin"
+    assert run_nox(windows_ws, "-s", "windows-gnu-wheel", "--install-only").returncode == 0
+    return windows_ws / ".nox" / "windows-gnu-wheel" / "bin"
 
 
 LIBGCC = Path("/usr/lib/gcc/x86_64-w64-mingw32/12-win32/libgcc_s_seh-1.dll")
