@@ -30,6 +30,8 @@ def publish(src: Path, dist: Path) -> Path:
             shutil.copyfileobj(inp, out)
             out.flush()
             os.fsync(out.fileno())
+        # mkstemp makes the file private (0600); artifacts are ordinary files.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -63,6 +63,7 @@ def test_publish_is_atomic_and_keeps_other_files(tmp_path: Path) -> None:
     src.write_bytes(b"x" * 5000)
     final = artifacts.publish(src, dist)
     assert final.read_bytes() == src.read_bytes()
+    assert final.stat().st_mode & 0o777 == 0o644
     assert other.read_bytes() == b"not ours"
     assert artifacts.stale_partials(dist) == []
 

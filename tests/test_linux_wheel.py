@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_failure, assert_ok, copy_fixture, copy_repo, nox_env, run_nox
+from conftest import assert_clean_failure, assert_ok, copy_fixture, copy_repo, nox_env, run_nox, nox_python
 
 from ci import linux_wheel, wheelcheck
 from ci.config import load_config
@@ -129,7 +129,7 @@ def test_fresh_clone_interrupt_build_twice_and_fail_cleanly(tmp_path: Path) -> N
     dist.mkdir()
     (dist / "other-session.txt").write_text("not ours")
     # 1. Interrupted mid-build: nothing partial appears in dist/.
-    proc = subprocess.Popen([sys.executable, "-m", "nox", "--no-color", "-s", "linux-wheel"], cwd=ws,
+    proc = subprocess.Popen([nox_python(), "-m", "nox", "--no-color", "-s", "linux-wheel"], cwd=ws,
                             env=nox_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 600
