@@ -70,28 +70,37 @@ def nox_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def group_venv(group: str, dest: Path) -> Path:
+    """A venv at ``dest`` with one dependency group of the root
+    pyproject.toml installed; returns its bin dir."""
+    import nox.project
+
+    reqs = nox.project.dependency_groups(nox.project.load_toml(REPO / "pyproject.toml"), group)
+    python = dest / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    uv = shutil.which("uv")
+    if uv:
+        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(dest)], check=True)
+        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *reqs], check=True)
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *reqs], check=True)
+    return python.parent
+
+
 @functools.cache
 def nox_python() -> str:
     """A Python whose venv holds only the ``nox`` dependency group, as a user's
     does after ``pip install nox[uv]``: sessions must bring every other tool
     themselves. Made once and reused (under the system temp dir)."""
-    import tomllib
-
-    with (REPO / "pyproject.toml").open("rb") as f:
-        reqs = tomllib.load(f)["dependency-groups"]["nox"]
-    tag = hashlib.sha256(f"{sys.version}{reqs}".encode()).hexdigest()[:10]
+    pyproject = (REPO / "pyproject.toml").read_bytes()
+    tag = hashlib.sha256(sys.version.encode() + pyproject).hexdigest()[:10]
     venv = Path(tempfile.gettempdir()) / f"maturin-suite-test-nox-{tag}"
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     if not (venv / "ready").exists():
-        uv = shutil.which("uv")
-        if uv:
-            subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-            subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *reqs], check=True)
-        else:
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *reqs], check=True)
+        shutil.rmtree(venv, ignore_errors=True)  # a half-made one of ours
+        bindir = group_venv("nox", venv)
         (venv / "ready").write_text("ok")
-    return str(python)
+    return str(bindir / ("python.exe" if os.name == "nt" else "python"))
 
 
 def run_nox(workdir: Path, *args: str, env: Mapping[str, str] | None = None,

@@ -10,7 +10,6 @@ import os
 import signal
 import shutil
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path

@@ -9,10 +9,8 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -24,7 +22,7 @@ from ci.config import SuiteConfig, load_config
 from ci.console import Console
 from ci.context import Context
 from ci.errors import CheckFailed, StepFailed
-from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox
+from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox, group_venv
 
 NAME = "rehearsal-demo"
 MODULE = "rehearsal_demo"
@@ -67,22 +65,6 @@ def build_sdist(dest: Path, version: str = "1.2.3") -> Path:
             ti.size = len(data)
             tar.addfile(ti, io.BytesIO(data))
     return path
-
-
-def group_venv(group: str, dest: Path) -> Path:
-    """A venv with one dependency group of the root pyproject.toml; its bin dir."""
-    import nox.project
-
-    reqs = nox.project.dependency_groups(nox.project.load_toml(REPO / "pyproject.toml"), group)
-    python = dest / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    uv = shutil.which("uv")
-    if uv:
-        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(dest)], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *reqs], check=True)
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *reqs], check=True)
-    return python.parent
 
 
 @pytest.fixture(scope="module")

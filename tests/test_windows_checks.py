@@ -32,8 +32,6 @@ needs_mingw = pytest.mark.skipif(
     not (GCC and DLLTOOL),
     reason="needs MinGW-w64: apt-get install gcc-mingw-w64-x86-64-win32 binutils-mingw-w64-x86-64",
 )
-import delvewheel  # noqa: E402,F401  (the suite-tests group installs it)
-import pefile  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------

@@ -8,11 +8,7 @@ rule to fire.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,26 +17,10 @@ import pytest
 
 from ci import workflows as wf
 from ci.config import load_config
-from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox
+from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox, group_venv
 
 CI = "ci.yml"
 RELEASE = "release.yml"
-
-
-def group_venv(group: str, dest: Path) -> Path:
-    """A venv with one dependency group of the root pyproject.toml; its bin dir."""
-    import nox.project
-
-    reqs = nox.project.dependency_groups(nox.project.load_toml(REPO / "pyproject.toml"), group)
-    python = dest / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    uv = shutil.which("uv")
-    if uv:
-        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(dest)], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *reqs], check=True)
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *reqs], check=True)
-    return python.parent
 
 
 @pytest.fixture(scope="session")
