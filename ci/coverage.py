@@ -207,8 +207,7 @@ TARPAULIN_INSTALL_HINT = (
 
 def tools_cache(env: Mapping[str, str]) -> Path:
     """``$XDG_CACHE_HOME/maturin-suite/tools`` (default ``~/.cache/...``)."""
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "maturin-suite" / "tools"
+    return toolchain.suite_cache(env) / "tools"
 
 
 def tarpaulin_root(env: Mapping[str, str], version: str) -> Path:

@@ -119,8 +119,7 @@ def gmp_cache_dir(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
     """Where gmp-mpfr-sys keeps compiled GMP between runs (``gmp = "static"``)."""
     if cfg.linux_wheel.gmp_cache:
         return Path(os.path.expanduser(cfg.linux_wheel.gmp_cache))
-    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "maturin-suite" / "gmp-mpfr-sys"
+    return toolchain.suite_cache(env) / "gmp-mpfr-sys"
 
 
 def patchelf_version(exe: str, env: Mapping[str, str]) -> tuple[int, ...]:

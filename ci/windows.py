@@ -64,7 +64,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ci import artifacts, checks, dll, maturin
+from ci import artifacts, checks, dll, maturin, toolchain
 from ci.config import SuiteConfig
 from ci.context import Context
 from ci.errors import CheckFailed, ConfigError, StepFailed, SuiteError, ToolMissing
@@ -279,8 +279,7 @@ def ensure_setup(ctx: Context, target: str, *, need_gmp_build: bool, want_wine: 
 def cache_root(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
     if cfg.windows_wheel.gmp_cache:
         return Path(os.path.expanduser(cfg.windows_wheel.gmp_cache))
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "maturin-suite" / "mingw-gmp"
+    return toolchain.suite_cache(env) / "mingw-gmp"
 
 
 def gmp_source(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> Path:
