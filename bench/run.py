@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 EDIT_FILE = Path("crates/qsym-core/src/series.rs")
-ONE_PYTHON = "%d.%d" % sys.version_info[:2]
+ONE_PYTHON = "{}.{}".format(*sys.version_info[:2])
 
 
 @dataclass
@@ -203,10 +203,10 @@ class Bench:
 
     def linux_wheel(self) -> None:
         """nox -s linux-wheel vs the bare maturin build it runs (same arguments,
-        taken from ci.linux_wheel, same RUSTFLAGS, own target dir)."""
+        taken from ci.sessions.linux_wheel, same RUSTFLAGS, own target dir)."""
         sys.path.insert(0, str(self.clone))
-        from ci import linux_wheel  # noqa: PLC0415 - the clone's copy
-        from ci.config import load_config  # noqa: PLC0415
+        from ci import linux_wheel
+        from ci.core.config import load_config
 
         cfg = load_config(self.clone)
         mode = linux_wheel.resolve_mode(cfg, self.env)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ci.config import load_config, parse_config, python_package_version, read_toml
-from ci.errors import ConfigError
+from ci.core.config import load_config, parse_config, python_package_version, read_toml
+from ci.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

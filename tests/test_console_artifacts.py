@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import artifacts
-from ci.console import Console
-from ci.errors import StepFailed, ToolMissing
+from ci.core import artifacts
+from ci.core.console import Console
+from ci.core.errors import StepFailed, ToolMissing
 
 
 def test_plain_output_has_no_workflow_commands(tmp_path: Path) -> None:
@@ -83,18 +83,17 @@ def test_failed_publish_leaves_no_partial(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_staging_dir_is_removed_even_on_error(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError):
-        with artifacts.staging_dir(tmp_path, "build") as d:
-            (d / "half.whl").write_bytes(b"partial")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), artifacts.staging_dir(tmp_path, "build") as d:
+        (d / "half.whl").write_bytes(b"partial")
+        raise RuntimeError
     assert list(tmp_path.iterdir()) == []
 
 
 def test_python_versions_can_be_narrowed_by_env() -> None:
-    from ci.config import load_config
-    from ci.context import Context
-    from ci.errors import ConfigError
-    from ci.pytests import selected_versions
+    from ci.core.config import load_config
+    from ci.core.context import Context
+    from ci.core.errors import ConfigError
+    from ci.sessions.python_tests import selected_versions
 
     repo = Path(__file__).resolve().parent.parent
     cfg = load_config(repo)

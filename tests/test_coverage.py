@@ -13,11 +13,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from ci import coverage as cov
-from ci.config import parse_config, read_toml
-from ci.errors import CheckFailed, ConfigError, ToolMissing
 from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox
+
+from ci.core.config import parse_config, read_toml
+from ci.core.errors import CheckFailed, ConfigError, ToolMissing
+from ci.sessions import coverage as cov
 
 PYO3 = "crates/qsym-python/src/lib.rs"
 
@@ -183,9 +183,9 @@ def test_llvm_tools_of_another_major_are_refused(tmp_path: Path) -> None:
 
 
 def test_coveragerc_maps_site_packages_to_the_repo(tmp_path: Path) -> None:
-    from ci.config import load_config
-    from ci.console import Console
-    from ci.context import Context
+    from ci.core.config import load_config
+    from ci.core.console import Console
+    from ci.core.context import Context
 
     ctx = Context(config=load_config(REPO), console=Console())
     rc = cov.coveragerc(ctx, tmp_path / ".coverage")
@@ -282,10 +282,10 @@ def test_raised_floor_fails_the_session_and_second_run_reuses_builds(covered: tu
 @pytest.mark.skipif(not os.environ.get("MATURIN_SUITE_TEST_INSTALL"),
                     reason="compiles cargo-tarpaulin (minutes); set MATURIN_SUITE_TEST_INSTALL=1")
 def test_tarpaulin_installs_into_an_empty_cache(tmp_path: Path) -> None:
-    from ci.config import load_config
-    from ci.console import Console
-    from ci.context import Context
-    from ci.toolchain import require_cargo
+    from ci.blocks.toolchain import require_cargo
+    from ci.core.config import load_config
+    from ci.core.console import Console
+    from ci.core.context import Context
 
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
     path = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)

@@ -7,19 +7,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_failure, assert_ok, copy_fixture, copy_repo, nox_env, run_nox, nox_python
+from conftest import assert_clean_failure, assert_ok, copy_fixture, copy_repo, nox_env, nox_python, run_nox
 
-from ci import linux_wheel, wheelcheck
-from ci.config import load_config
-from ci.errors import ToolMissing
+from ci.blocks import wheels as wheelcheck
+from ci.core.config import load_config
+from ci.core.errors import ToolMissing
+from ci.sessions import linux_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,8 +81,8 @@ def test_container_command_builds_gmp_instead_of_yum() -> None:
 
 
 def test_build_env_points_zig_at_the_multiarch_dir_and_keeps_rustflags(tmp_path: Path) -> None:
-    from ci.console import Console
-    from ci.context import Context
+    from ci.core.console import Console
+    from ci.core.context import Context
 
     cfg = repo_cfg()
     ctx = Context(config=cfg, console=Console(), base_env={"PATH": "/usr/bin", "RUSTFLAGS": "-C debuginfo=1"})

@@ -14,15 +14,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import artifact_factory as af
 import pytest
 
-import artifact_factory as af
-from ci import checks, dll, linux_wheel, maturin, publish_check
-from ci.checks import Finding
-from ci.config import SuiteConfig, load_config
-from ci.console import Console
-from ci.context import Context
-from ci.errors import CheckFailed, SuiteError
+from ci.blocks import maturin
+from ci.blocks import pe as dll
+from ci.core import findings as checks
+from ci.core.config import SuiteConfig, load_config
+from ci.core.console import Console
+from ci.core.context import Context
+from ci.core.errors import CheckFailed, SuiteError
+from ci.core.findings import Finding
+from ci.sessions import linux_wheel, publish_check
 
 REPO = Path(__file__).resolve().parent.parent
 NEEDED_TOOLS = ("maturin", "twine", "abi3audit", "auditwheel", "check-wheel-contents", "gcc")
@@ -66,7 +69,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoodSet]:
     cfg = config_for(dist, root / "reports")
     ctx = make_ctx(cfg)
     try:
-        linux_wheel.run_linux_wheel(ctx)
+        linux_wheel.run(ctx)
         with_sdist = maturin.build_sdist(ctx, root / "sdist-out")
     except SuiteError as e:
         pytest.fail(f"could not build the good artifacts: {e}")
@@ -108,7 +111,7 @@ def test_good_set_passes_every_rule_with_smoke_and_sdist_build(good: GoodSet, tm
 def test_session_writes_table_and_report(good: GoodSet, tmp_path: Path) -> None:
     dist = af.copy_set([good.wheel, good.sdist], tmp_path / "dist")
     cfg = config_for(dist, tmp_path / "reports")
-    publish_check.run_publish_check(make_ctx(cfg, posargs=("--no-sdist-build", "--no-smoke")))
+    publish_check.run(make_ctx(cfg, posargs=("--no-sdist-build", "--no-smoke")))
     report = (tmp_path / "reports" / "publish-check" / "report.md").read_text()
     assert "| artifact | zip | twine |" in report
     assert good.wheel.name in report and "FAIL" not in report
@@ -120,7 +123,7 @@ def test_session_fails_naming_file_and_rule(good: GoodSet, tmp_path: Path) -> No
     dist = af.copy_set([broken], tmp_path / "dist")
     cfg = config_for(dist, tmp_path / "reports")
     with pytest.raises(CheckFailed) as exc:
-        publish_check.run_publish_check(make_ctx(cfg, posargs=("--no-sdist-build", "--no-smoke")))
+        publish_check.run(make_ctx(cfg, posargs=("--no-sdist-build", "--no-smoke")))
     assert f"{good.wheel.name}: [version] FAIL" in exc.value.message
     assert "FAIL" in (tmp_path / "reports" / "publish-check" / "report.md").read_text()
 
@@ -140,19 +143,19 @@ def test_empty_dist_is_an_error(tmp_path: Path) -> None:
 # ------------------------------------------------- the broken catalogue
 
 
-def _drop(pred):  # noqa: ANN001, ANN202
+def _drop(pred):
     def change(m: dict[str, bytes]) -> dict[str, bytes]:
         return {k: v for k, v in m.items() if not pred(k)}
     return change
 
 
-def _add(name: str, data: bytes):  # noqa: ANN202
+def _add(name: str, data: bytes):
     def change(m: dict[str, bytes]) -> dict[str, bytes]:
         return {**m, name: data}
     return change
 
 
-def _retag(tags: list[str]):  # noqa: ANN202
+def _retag(tags: list[str]):
     return lambda m: af.set_wheel_tags(m, tags)
 
 

@@ -16,13 +16,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, group_venv, run_nox
 
-from ci import rehearsal
-from ci.config import SuiteConfig, load_config
-from ci.console import Console
-from ci.context import Context
-from ci.errors import CheckFailed, StepFailed
-from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox, group_venv
+from ci.core.config import SuiteConfig, load_config
+from ci.core.console import Console
+from ci.core.context import Context
+from ci.core.errors import CheckFailed, StepFailed
+from ci.sessions import publish_rehearsal as rehearsal
 
 NAME = "rehearsal-demo"
 MODULE = "rehearsal_demo"
@@ -109,7 +109,7 @@ def test_rehearsal_uploads_installs_from_the_index_and_is_refused_a_reupload(
     wheel = build_wheel(cfg.dist_dir)
     sdist = build_sdist(cfg.dist_dir)
     ctx, out = make_ctx(cfg, rehearsal_bin)
-    rehearsal.run_publish_rehearsal(ctx)
+    rehearsal.run(ctx)
     text = out.getvalue()
     assert "twine upload 2 file(s)" in text and wheel.name in text and sdist.name in text
     assert "demo 42" in text  # the smoke code ran in the venv installed from the index
@@ -127,7 +127,7 @@ def test_server_is_stopped_when_a_step_fails(tmp_path: Path, rehearsal_bin: Path
     build_wheel(cfg.dist_dir)
     ctx, out = make_ctx(cfg, rehearsal_bin)
     with pytest.raises(StepFailed):
-        rehearsal.run_publish_rehearsal(ctx)
+        rehearsal.run(ctx)
     text = out.getvalue()
     assert "pypi-server log (last lines)" in text
     assert re.search(r"pypi-server on port \d+: stopped", text), text
@@ -164,7 +164,7 @@ def test_an_index_that_accepts_a_reupload_fails_the_rehearsal(tmp_path: Path, re
 def test_empty_dist_fails_clearly(tmp_path: Path) -> None:
     ctx, _ = make_ctx(demo_config(tmp_path), None)
     with pytest.raises(CheckFailed) as info:
-        rehearsal.run_publish_rehearsal(ctx)
+        rehearsal.run(ctx)
     assert "holds no wheel or sdist of rehearsal-demo" in str(info.value)
     assert "nox -s linux-wheel" in str(info.value)
 
@@ -175,7 +175,7 @@ def test_sdist_only_fails_clearly(tmp_path: Path) -> None:
     build_sdist(cfg.dist_dir)
     ctx, _ = make_ctx(cfg, None)
     with pytest.raises(CheckFailed, match="has no wheel of rehearsal-demo 1.2.3"):
-        rehearsal.run_publish_rehearsal(ctx)
+        rehearsal.run(ctx)
 
 
 def test_release_selection(tmp_path: Path) -> None:

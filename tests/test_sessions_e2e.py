@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import (
     assert_clean_failure,
     assert_ok,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import toolchain
-from ci.config import NativeLibrary
-from ci.errors import ToolMissing
+from ci.blocks import toolchain
+from ci.core.config import NativeLibrary
+from ci.core.errors import ToolMissing
 
 GMP = NativeLibrary("GMP", "gmp.h", "gmp", debian="libgmp-dev", yum="gmp-devel",
                     msys2="mingw-w64-x86_64-gmp")
@@ -65,7 +65,7 @@ def test_cargo_found_here() -> None:
 
 
 def test_running_interpreter_is_found() -> None:
-    version = "%d.%d" % sys.version_info[:2]
+    version = "{}.{}".format(*sys.version_info[:2])
     found, missing = toolchain.find_interpreters([version, "3.99"], os.environ)
     assert [i.version for i in found] == [version]
     assert missing == ["3.99"]
@@ -76,7 +76,7 @@ def test_venv_python_resolves_to_its_base(tmp_path: Path) -> None:
 
     venv.create(tmp_path / "v", with_pip=False)
     bindir = tmp_path / "v" / "bin"
-    version = "%d.%d" % sys.version_info[:2]
+    version = "{}.{}".format(*sys.version_info[:2])
     found, _ = toolchain.find_interpreters([version], {"PATH": str(bindir), "PYENV_ROOT": str(tmp_path)})
     assert found and not str(found[0].path).startswith(str(tmp_path))
 

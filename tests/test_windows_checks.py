@@ -1,5 +1,5 @@
 """A catalogue of broken Windows wheels, each rejected by
-ci.dll.windows_wheel_findings with the right rule, while the good wheel passes.
+ci.blocks.pe.windows_wheel_findings with the right rule, while the good wheel passes.
 
 Everything is a real PE file: DLLs compiled here with MinGW-w64 gcc (import
 libraries for python3.dll / python312.dll / a DLL that does not exist are
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import run_nox
 
-from ci import dll
-from ci.checks import failures
-from ci.config import PublishConfig, load_config
+from ci.blocks import pe as dll
+from ci.core.config import PublishConfig, load_config
+from ci.core.findings import failures
 
 ROOT = Path(__file__).resolve().parents[1]
 GCC = shutil.which("x86_64-w64-mingw32-gcc")

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from conftest import run_nox
 
-from ci import dll, windows
-from ci.checks import failures
-from ci.config import load_config
-from ci.console import Console
-from ci.context import Context
-from ci.errors import ConfigError, ToolMissing
+from ci.blocks import mingw as windows
+from ci.blocks import pe as dll
+from ci.core.config import load_config
+from ci.core.console import Console
+from ci.core.context import Context
+from ci.core.errors import ConfigError, ToolMissing
+from ci.core.findings import failures
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "x86_64-pc-windows-gnu"
@@ -188,7 +189,7 @@ def test_probe_compiler_links_for_windows_and_runs_here(mingw_gmp: Path, tmp_pat
     def probe_cc(prefix: Path) -> int:
         return subprocess.run(
             [sys.executable, "-c",
-             f"import sys; sys.path.insert(0, {str(ROOT)!r}); from ci.windows import probe_cc_main; "
+             f"import sys; sys.path.insert(0, {str(ROOT)!r}); from ci.blocks.mingw import probe_cc_main; "
              f"sys.exit(probe_cc_main(sys.argv[1:], 'x86_64-w64-mingw32-gcc', 'gcc', {str(prefix)!r}))",
              "-fPIC", "system_gmp.c", "-lgmp", "-o", "system_gmp.exe"],
             cwd=tmp_path, check=False, capture_output=True,
@@ -226,7 +227,7 @@ def test_session_build_std_route_with_debian_rustc_web(windows_ws: Path) -> None
 @pytest.mark.slow
 def test_session_builds_checks_and_runs_the_rust_tests_under_wine(windows_ws: Path) -> None:
     """``nox -s windows-gnu-wheel``: the wheel lands in dist/ with libgmp-10.dll
-    bundled and passes ci.dll; the Rust tests run under wine (when installed)."""
+    bundled and passes ci.blocks.pe; the Rust tests run under wine (when installed)."""
     proc = run_nox(windows_ws, "-s", "windows-gnu-wheel")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

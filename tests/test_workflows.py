@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, group_venv, run_nox
 
-from ci import workflows as wf
-from ci.config import load_config
-from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox, group_venv
+from ci.blocks import workflows as wf
+from ci.core.config import load_config
 
 CI = "ci.yml"
 RELEASE = "release.yml"

@@ -1,36 +1,32 @@
 """The suite's settings: the ``[tool.maturin-suite]`` table of the root
 ``pyproject.toml``.
 
-Every key is checked when the file is read: an unknown key, a value of the
-wrong type or a path that does not exist is a :class:`ConfigError` whose
-message names the key (``tool.maturin-suite.linux-wheel.policy``). Keys are
-kebab-case in TOML and snake_case here; the dataclasses below are the schema.
+Every run validates the table against the JSON Schema shipped beside this
+file (``maturin-suite.schema.json``, compiled with fastjsonschema): an unknown
+key (with a "did you mean"), a wrong type, a value out of range or outside its
+enum, or a path that does not exist is a :class:`ConfigError` whose one line
+names the key (``tool.maturin-suite.linux-wheel.policy``). Keys are kebab-case
+in TOML and snake_case in the dataclasses below; a test keeps both in step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
-import sys
+import functools
+import json
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the suite itself needs 3.11, see noxfile.py
-    import tomli as tomllib
+from ci.core.errors import ConfigError
 
 TABLE = "maturin-suite"
 PREFIX = f"tool.{TABLE}"
 
-LINUX_POLICIES = ("manylinux2014", "manylinux_2_17", "manylinux_2_28", "manylinux_2_34", "linux")
-LINUX_MODES = ("auto", "zig", "container", "native")
-GMP_MODES = ("system", "static", "none")
+SCHEMA_FILE = Path(__file__).with_name("maturin-suite.schema.json")
 
 
 @dataclass(frozen=True)
@@ -75,12 +71,16 @@ class WindowsWheelConfig:
     bundled_dlls: tuple[str, ...] = ()
     # Bundled DLL name prefix -> licence files (relative to the root) that the
     # session adds to the wheel's .dist-info/licenses/ when it bundles such a
-    # DLL, and that ci.dll checks (publish.licenses is consulted as well).
+    # DLL, and that ci.blocks.pe checks (publish.licenses is consulted as well).
     licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Run the Rust tests of these crates, cross-built, under wine: "auto"
     # (skipped with a note when wine is missing), "require" or "skip".
     wine_tests: str = "auto"
-    test_crates: tuple[str, ...] = ("qsym-core",)
+    # Empty: every workspace member but the Python crate (cargo metadata).
+    test_crates: tuple[str, ...] = ()
+    # Cargo features for cross builds (e.g. gmp-mpfr-sys's force-cross);
+    # empty: every member feature that enables a dependency's force-cross.
+    cross_features: tuple[str, ...] = ()
     # Which Rust builds for the target: "auto" (native, else a rustup target's
     # prebuilt std, else -Zbuild-std with a std source, e.g. Debian's
     # rustc-web), or one of "native", "prebuilt-std", "build-std".
@@ -120,8 +120,9 @@ class SuiteConfig:
     """``[tool.maturin-suite]``, with paths made absolute."""
 
     python_crate: Path
-    module: str
-    distribution: str
+    # Empty: derived from the Python crate (see ci.core.project).
+    module: str = ""
+    distribution: str = ""
     root: Path = Path(".")
     workspace: Path = Path(".")
     python_versions: tuple[str, ...] = ("3.9", "3.10", "3.11", "3.12", "3.13")
@@ -164,67 +165,64 @@ def _kebab(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+@functools.cache
+def _validator() -> Any:
+    import fastjsonschema
+
+    return fastjsonschema.compile(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
 
 
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {_describe(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {_describe(value)}")
-        return float(value)
-    if hint is Path:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a path string, got {_describe(value)}")
-        return Path(value)
-    if origin is typing.Union or (sys.version_info >= (3, 10) and origin is __import__("types").UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key)
-    if origin is tuple:
-        item = args[0]
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {_describe(value)}")
-        if dataclasses.is_dataclass(item):
-            return tuple(_build(item, v, f"{key}[{i}]") for i, v in enumerate(value))
-        return tuple(_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table, got {_describe(value)}")
-        return {str(k): _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    raise TypeError(f"no converter for {hint!r}")  # pragma: no cover - schema bug
+def _key(path: list[str]) -> str:
+    """fastjsonschema's ``data.linux-wheel.policy`` / ``data.native[0]`` -> our key."""
+    return PREFIX + "".join(p if p.startswith("[") else f".{p}" for p in path[1:])
 
 
-def _build(cls: Any, table: Any, key: str, skip: tuple[str, ...] = ()) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{key} must be a table, got {_describe(table)}")
+def schema_problem(table: Any) -> str | None:
+    """The first way ``table`` breaks the schema, as one line naming the key."""
+    import fastjsonschema
+
+    try:
+        _validator()(table)
+    except fastjsonschema.JsonSchemaValueException as e:
+        key = _key(list(e.path))
+        if e.rule == "additionalProperties" and isinstance(e.value, dict):
+            name = sorted(e.value)[0]
+            known = sorted((e.definition or {}).get("properties", {}))
+            close = difflib.get_close_matches(name, known, n=1)
+            extra = f" (did you mean {key}.{close[0]}?)" if close else f"; known keys: {', '.join(known)}"
+            return f"unknown key {key}.{name}{extra}"
+        if e.rule == "required":
+            missing = [r for r in e.rule_definition if r not in (e.value or {})]
+            return f"missing key {key}.{missing[0] if missing else '?'}"
+        what = e.message.split(" ", 1)[1] if " " in e.message else e.message
+        return f"{key} {what}; got {e.value!r}"
+    return None
+
+
+def _build(cls: Any, table: dict[str, Any]) -> Any:
+    """The dataclass ``cls`` from a schema-valid table (kebab-case keys)."""
     hints = typing.get_type_hints(cls)
-    fields = {_kebab(f.name): f for f in dataclasses.fields(cls) if f.name not in skip}
-    for name in table:
-        if name not in fields:
-            close = difflib.get_close_matches(name, list(fields), n=1)
-            extra = f" (did you mean {key}.{close[0]}?)" if close else ""
-            known = ", ".join(sorted(fields))
-            raise ConfigError(f"unknown key {key}.{name}{extra}", hint=f"known keys: {known}")
     values: dict[str, Any] = {}
-    for kebab, f in fields.items():
+    for f in dataclasses.fields(cls):
+        kebab = _kebab(f.name)
         if kebab in table:
-            values[f.name] = _convert(table[kebab], hints[f.name], f"{key}.{kebab}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing key {key}.{kebab}")
+            values[f.name] = _value(table[kebab], hints[f.name])
     return cls(**values)
 
 
-def _check_choice(value: str, choices: tuple[str, ...], key: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+def _value(value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value)
+    if origin is tuple:
+        return tuple(_value(v, args[0]) for v in value)
+    if origin is dict:
+        return {str(k): _value(v, args[1]) for k, v in value.items()}
+    if hint is float:
+        return float(value)
+    if hint is Path or (origin is not None and Path in args):
+        return Path(value)
+    return value
 
 
 def _resolve(root: Path, rel: Path, key: str, *, must_exist: bool) -> Path:
@@ -243,21 +241,10 @@ def parse_config(data: dict[str, Any], root: Path, source: str = "pyproject.toml
             f"{source} has no [{PREFIX}] table",
             hint="add one: see README.md, 'Configuration'",
         ) from None
-    cfg = _build(SuiteConfig, table, PREFIX, skip=("root",))
-    _check_choice(cfg.gmp, GMP_MODES, f"{PREFIX}.gmp")
-    _check_choice(cfg.linux_wheel.policy, LINUX_POLICIES, f"{PREFIX}.linux-wheel.policy")
-    _check_choice(cfg.linux_wheel.mode, LINUX_MODES, f"{PREFIX}.linux-wheel.mode")
-    for i, v in enumerate(cfg.python_versions):
-        if not re.fullmatch(r"3\.\d{1,2}", v):
-            raise ConfigError(f"{PREFIX}.python-versions[{i}] must look like '3.12'; got {v!r}")
-    if not cfg.python_versions:
-        raise ConfigError(f"{PREFIX}.python-versions must name at least one version")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", cfg.module):
-        raise ConfigError(f"{PREFIX}.module must be a dotted Python module name; got {cfg.module!r}")
-    for name in ("rust_floor", "python_floor"):
-        v = getattr(cfg.coverage, name)
-        if not 0.0 <= v <= 100.0:
-            raise ConfigError(f"{PREFIX}.coverage.{_kebab(name)} must be between 0 and 100; got {v}")
+    problem = schema_problem(table)
+    if problem:
+        raise ConfigError(problem, hint=f"the keys and their types: {SCHEMA_FILE.name} in ci/core")
+    cfg = _build(SuiteConfig, table)
     workspace = _resolve(root, cfg.workspace, f"{PREFIX}.workspace", must_exist=True)
     if not (workspace / "Cargo.toml").is_file():
         raise ConfigError(f"{PREFIX}.workspace: no Cargo.toml in {workspace}")
@@ -293,25 +280,3 @@ def load_config(root: Path) -> SuiteConfig:
     root = root.resolve()
     path = root / "pyproject.toml"
     return parse_config(read_toml(path), root, source=str(path))
-
-
-def python_package_version(cfg: SuiteConfig) -> str:
-    """The version of the Python package: ``[project].version`` or, when it is
-    dynamic, the python crate's Cargo version (maturin's rule)."""
-    project = read_toml(cfg.python_pyproject).get("project", {})
-    if "version" in project:
-        return str(project["version"])
-    return cargo_package(cfg.python_manifest, cfg.workspace)["version"]
-
-
-def cargo_package(manifest: Path, workspace: Path) -> dict[str, str]:
-    """``name`` and ``version`` of a crate, following ``version.workspace = true``."""
-    package = read_toml(manifest).get("package", {})
-    name = package.get("name")
-    version = package.get("version")
-    if isinstance(version, dict) and version.get("workspace"):
-        ws = read_toml(workspace / "Cargo.toml")
-        version = ws.get("workspace", {}).get("package", {}).get("version")
-    if not isinstance(name, str) or not isinstance(version, str):
-        raise ConfigError(f"{manifest} has no [package] name and version")
-    return {"name": name, "version": version}

@@ -2,7 +2,7 @@
 
 Every artifact in ``dist/`` (wheels of any platform and the sdist) goes
 through every rule that applies to it; each rule yields
-:class:`ci.checks.Finding` rows, printed as an artifact x rule table and
+:class:`ci.core.findings.Finding` rows, printed as an artifact x rule table and
 written to ``reports/publish-check/report.md``. The session fails when any row
 fails, and each failure names the file and the rule.
 
@@ -25,7 +25,7 @@ Rules
                       ``__version__`` matches, bundled libraries load from the wheel
     ``release-set``   (``-- --release``) one wheel per platform plus the sdist,
                       one version, nothing stale
-    Windows wheels add the rows of :func:`ci.dll.windows_wheel_findings`.
+    Windows wheels add the rows of :func:`ci.blocks.pe.windows_wheel_findings`.
 """
 
 from __future__ import annotations
@@ -46,11 +46,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ci import artifacts, checks, dll, sdist, toolchain, venvs, wheelcheck
-from ci.checks import Finding
-from ci.config import SuiteConfig, cargo_package, read_toml
-from ci.context import Context
-from ci.errors import CheckFailed, SuiteError
+from ci.blocks import pe as dll
+from ci.blocks import sdists as sdist
+from ci.blocks import toolchain, venvs
+from ci.blocks import wheels as wheelcheck
+from ci.core import artifacts
+from ci.core import findings as checks
+from ci.core.config import SuiteConfig
+from ci.core.context import Context
+from ci.core.errors import CheckFailed, SuiteError
+from ci.core.findings import Finding
+from ci.core.project import Project
 
 SESSION = "publish-check"
 POLICY_PLATFORM = {
@@ -118,10 +124,10 @@ def git_tag(root: Path, env: Mapping[str, str]) -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
-def project_versions(cfg: SuiteConfig, env: Mapping[str, str]) -> Versions:
-    cargo = cargo_package(cfg.python_manifest, cfg.workspace)["version"]
-    project = read_toml(cfg.python_pyproject).get("project", {})
-    pyproject = str(project["version"]) if "version" in project else None
+def project_versions(project: Project, env: Mapping[str, str]) -> Versions:
+    cfg = project.config
+    cargo = project.python_crate.version
+    pyproject = project.python_project.get("version")
     return Versions(expected=normalize(pyproject or cargo), cargo=normalize(cargo),
                     pyproject=normalize(pyproject) if pyproject else None, tag=git_tag(cfg.root, env))
 
@@ -252,9 +258,7 @@ def stray_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], in
             continue
         if top.endswith(".data") and info and top == info.replace(".dist-info", ".data"):
             continue
-        if top not in allowed_top and PurePosixPath(top).stem not in allowed_top:
-            problems.append(member)
-        elif STRAY_NAMES.search(member):
+        if (top not in allowed_top and PurePosixPath(top).stem not in allowed_top) or STRAY_NAMES.search(member):
             problems.append(member)
     if problems:
         return [Finding(name, "stray-files", "fail", "unexpected: " + ", ".join(sorted(problems)[:8]))]
@@ -648,7 +652,7 @@ def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: 
     if not wheels and not sdists:
         raise CheckFailed(f"nothing to check: {cfg.dist_dir} holds no wheel or sdist",
                           hint="build them first: nox -s linux-wheel sdist")
-    versions = project_versions(cfg, env)
+    versions = project_versions(ctx.project, env)
     found: list[Finding] = []
     for w in wheels:
         with ctx.console.step(f"check {w.name}"):
@@ -683,7 +687,7 @@ def write_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> Path:
     return report
 
 
-def run_publish_check(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     args = parse_args(ctx.posargs)
     cfg = ctx.config
     found = check_dist(ctx, release=args["release"], build_sdist=not args["no_sdist_build"],

@@ -10,11 +10,11 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ci.errors import CheckFailed
+from ci.core.errors import CheckFailed
 
 ELF_MAGIC = b"\x7fELF"
 

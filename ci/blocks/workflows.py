@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.context import Context
-from ci.errors import CheckFailed, SuiteError
+from ci.core.errors import CheckFailed, SuiteError
 
 WORKFLOWS_DIR = Path(".github/workflows")
 
@@ -478,88 +477,3 @@ def _check_hardening_step(name: str, job_id: str, step: Mapping[str, Any],
         problems.append(Problem(name, job_id, f"{label!r}: setup-msys2 needs cache: false "
                                               "(its cache is saved from any ref)"))
     return problems
-
-
-# --------------------------------------------------------------------------
-# The session
-
-
-ZIZMOR_HINT = "pip install zizmor (it is in the 'lint' dependency group)"
-SCHEMA_HINT = "pip install check-jsonschema (it is in the 'lint' dependency group)"
-
-
-def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
-    """zizmor offline, JSON kept in ``report``; returns the number of findings."""
-    zizmor = ctx.tool("zizmor", hint=ZIZMOR_HINT)
-    proc = ctx.console.run([zizmor, "--offline", "--format", "json", folder], cwd=ctx.root,
-                           env=ctx.env(), title="zizmor --offline (JSON)", capture=True, check=False)
-    # Exit 0: no findings; 10-14: findings (by highest severity); else an error.
-    findings: Any = None
-    if proc.returncode == 0 or 10 <= proc.returncode <= 14:
-        try:
-            findings = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            findings = None
-    if not isinstance(findings, list):
-        ctx.console.say((proc.stdout or "") + (proc.stderr or "")[-3000:])
-        raise CheckFailed(f"zizmor failed (exit {proc.returncode}) without a JSON report",
-                          hint="a workflow zizmor cannot parse is skipped; check-jsonschema names it")
-    report.write_text(json.dumps(findings, indent=2) + "\n", encoding="utf-8")
-    if findings:
-        # Human-readable diagnostics for the log.
-        ctx.console.run([zizmor, "--offline", folder], cwd=ctx.root, env=ctx.env(),
-                        title="zizmor --offline", check=False)
-    return len(findings)
-
-
-def run_lint_workflows(ctx: Context) -> None:
-    root = ctx.root
-    files = workflow_files(root)
-    if not files:
-        raise CheckFailed(f"no workflows in {root / WORKFLOWS_DIR}",
-                          hint="the suite's workflows are .github/workflows/ci.yml and release.yml")
-    report_dir = ctx.config.report_dir("lint-workflows")
-    report_dir.mkdir(parents=True, exist_ok=True)
-    folder = root / WORKFLOWS_DIR
-
-    findings = run_zizmor(ctx, folder, report_dir / "zizmor.json")
-
-    schema = ctx.tool("check-jsonschema", hint=SCHEMA_HINT)
-    schema_proc = ctx.console.run(
-        [schema, "--builtin-schema", "vendor.github-workflows", *files], cwd=root, env=ctx.env(),
-        title="check-jsonschema --builtin-schema vendor.github-workflows", check=False)
-
-    with ctx.console.step("parity: jobs run only set-up steps and the noxfile's sessions"):
-        python = ctx.tool("python", hint="the lint venv's Python (PyYAML comes from the 'lint' group)")
-        workflows = load_workflows(root, yaml_loader_in(python))
-        parity = check_parity(workflows, nox_lister(root))
-        hardening = [p for f in files for p in check_hardening(f.name, workflows[f.name],
-                                                                f.read_text(encoding="utf-8"))]
-        for run in parity.runs:
-            how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
-            extra = f" -- {' '.join(run.posargs)}" if run.posargs else ""
-            ctx.console.say(f"  {run.workflow} {run.job}: {', '.join(run.sessions) or '(none)'}{extra} ({how})")
-
-    problems = [str(p) for p in parity.problems + hardening]
-    (report_dir / "parity.txt").write_text(
-        "".join(f"{r.workflow}\t{r.job}\t{' '.join(r.sessions)}\t{' '.join(r.posargs)}\n" for r in parity.runs)
-        + "".join(f"PROBLEM\t{p}\n" for p in problems), encoding="utf-8")
-    ctx.console.summary("lint-workflows", [
-        ("workflows", ", ".join(f.name for f in files)),
-        ("zizmor --offline", f"{findings} findings (report: {report_dir / 'zizmor.json'})"),
-        ("schema", "valid" if schema_proc.returncode == 0 else f"INVALID (exit {schema_proc.returncode})"),
-        ("parity", f"{len(parity.runs)} nox steps, "
-                   f"{sum(len(r.sessions) for r in parity.runs)} session runs, "
-                   f"{len(parity.problems)} problems"),
-        ("hardening", f"{len(hardening)} problems"),
-        ("actionlint", "not run (cannot be installed offline; see README)"),
-    ])
-    failures = []
-    if findings:
-        failures.append(f"zizmor reported {findings} finding(s)")
-    if schema_proc.returncode != 0:
-        failures.append("a workflow does not match the GitHub workflow schema")
-    failures += problems
-    if failures:
-        raise CheckFailed("workflow lint failed:\n  " + "\n  ".join(failures),
-                          hint="fix the workflows; the parity rules are in ci/workflows.py")

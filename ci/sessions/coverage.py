@@ -42,12 +42,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import cargo, maturin, toolchain, venvs
-from ci.artifacts import staging_dir
-from ci.config import read_toml
-from ci.context import Context
-from ci.errors import CheckFailed, ConfigError, SuiteError, ToolMissing
-from ci.pytests import test_requirements
+from ci.blocks import cargo, maturin, toolchain, venvs
+from ci.core.artifacts import staging_dir
+from ci.core.config import read_toml
+from ci.core.context import Context
+from ci.core.errors import CheckFailed, ConfigError, SuiteError, ToolMissing
 
 SESSION = "coverage"
 OUTPUT_DIR = "coverage"
@@ -531,7 +530,7 @@ def extension_lcov(ctx: Context, python: Path, profiles: Path, work: Path, major
     return proc.stdout
 
 
-def run_coverage(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     cfg = ctx.config
     env = ctx.env()
     if ctx.tool_bin is None:
@@ -560,7 +559,7 @@ def run_coverage(ctx: Context) -> None:
     wheel = build_instrumented_wheel(ctx, work, target, tarpaulin_rustflags(ctx, tarpaulin))
     python = Path(ctx.tool("python"))
     venvs.install(
-        ctx, python, test_requirements(ctx), wheel=wheel, distribution=cfg.distribution,
+        ctx, python, venvs.test_requirements(ctx), wheel=wheel, distribution=cfg.distribution,
         title=f"install {wheel.name} into the session venv",
     )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ci.context import Context
-from ci.errors import SuiteError
+from ci.core.context import Context
+from ci.core.errors import SuiteError
 
 MATURIN_HINT = "maturin comes from the session's venv (dependency group 'build'); run through nox"
 

@@ -41,11 +41,11 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from ci import artifacts, venvs
-from ci.config import ConfigError, python_package_version
-from ci.context import Context
-from ci.errors import CheckFailed, StepFailed
-from ci.sdist import smoke_code
+from ci.blocks import venvs
+from ci.blocks.sdists import smoke_code
+from ci.core import artifacts
+from ci.core.context import Context
+from ci.core.errors import CheckFailed, ConfigError, StepFailed
 
 LOOPBACK = "127.0.0.1"
 USER = "rehearsal"
@@ -119,7 +119,7 @@ def select_release(ctx: Context) -> Release:
             hint="build them first: nox -s linux-wheel sdist (and windows-gnu-wheel)",
         )
     try:
-        configured: str | None = str(Version(python_package_version(cfg)))
+        configured: str | None = str(Version(ctx.project.version))
     except (ConfigError, ValueError):
         configured = None
     if configured in by_version:
@@ -321,7 +321,7 @@ def rehearse(ctx: Context, index: Index, release: Release, env: Mapping[str, str
     return installed, smoke.stdout, status
 
 
-def run_publish_rehearsal(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     cfg = ctx.config
     release = select_release(ctx)
     if not release.wheels:

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.config import SuiteConfig
-from ci.console import Console
-from ci.errors import ToolMissing
+from ci.core.config import SuiteConfig
+from ci.core.console import Console
+from ci.core.errors import ToolMissing
+from ci.core.project import Project, load_project
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class Context:
     posargs: tuple[str, ...] = ()
     tool_bin: Path | None = None
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    model: Project | None = None
+
+    @property
+    def project(self) -> Project:
+        """The project model (built once per process when not handed in)."""
+        return self.model or load_project(self.config.root, self.base_env)
 
     @property
     def root(self) -> Path:

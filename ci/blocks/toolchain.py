@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.config import NativeLibrary
-from ci.errors import ToolMissing
+from ci.core.config import NativeLibrary
+from ci.core.errors import ToolMissing
 
 CARGO_HINT = (
     "install Rust: 'curl https://sh.rustup.rs -sSf | sh' (any OS), "
@@ -158,7 +158,7 @@ def _candidates(version: str, env: Mapping[str, str]) -> list[Path]:
     on_path = _which(f"python{version}", env)
     if on_path:
         found.append(Path(on_path))
-    if Path(sys.executable).name and "%d.%d" % sys.version_info[:2] == version:
+    if Path(sys.executable).name and "{}.{}".format(*sys.version_info[:2]) == version:
         found.append(Path(sys.executable))
     pyenv_root = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv")
     versions = pyenv_root / "versions"
@@ -202,3 +202,18 @@ def require_interpreters(versions: Sequence[str], env: Mapping[str, str]) -> tup
             "or change tool.maturin-suite.python-versions",
         )
     return found, missing
+
+
+def python_version(python: Path) -> str:
+    """``"3.12"`` for a venv's interpreter: read from its ``pyvenv.cfg``
+    (uv, virtualenv and venv all record it), else asked of the interpreter."""
+    cfg = python.parent.parent / "pyvenv.cfg"
+    if cfg.is_file():
+        for line in cfg.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in ("version_info", "version") and value.strip():
+                return ".".join(value.strip().split(".")[:2])
+    probed = _probe_python(python)
+    if probed is None:
+        raise ToolMissing(f"{python} does not run as CPython")
+    return probed[0]

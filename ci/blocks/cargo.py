@@ -13,9 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ci import artifacts, toolchain
-from ci.config import cargo_package
-from ci.context import Context
+from ci.core.context import Context
 
 NEXTEST_PROFILE = "maturin-suite"
 NEXTEST_CONFIG = Path(__file__).with_name("nextest.toml")
@@ -29,7 +27,7 @@ def target_dir(ctx: Context) -> Path:
 
 
 def python_crate_name(ctx: Context) -> str:
-    return cargo_package(ctx.config.python_manifest, ctx.config.workspace)["name"]
+    return ctx.project.python_crate.name
 
 
 def test_command(ctx: Context, cargo: str, nextest: bool) -> list[str]:
@@ -56,32 +54,3 @@ def junit_counts(path: Path) -> tuple[int, int, int]:
     failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
     skipped = sum(int(s.get("skipped", 0)) for s in suites)
     return tests, failed, skipped
-
-
-def run_rust_tests(ctx: Context) -> None:
-    env = ctx.env()
-    cargo = toolchain.require_cargo(env)
-    if ctx.config.gmp == "system" or ctx.config.native:
-        with ctx.console.step("check native libraries"):
-            toolchain.require_native(ctx.config.native, env)
-    nextest = toolchain.has_nextest(cargo, env)
-    report_dir = ctx.config.report_dir("rust-tests")
-    rows = [("runner", "cargo-nextest" if nextest else "cargo test (cargo-nextest not installed)")]
-    try:
-        ctx.console.run(
-            test_command(ctx, cargo, nextest),
-            cwd=ctx.config.workspace,
-            env=env,
-            title="cargo nextest run" if nextest else "cargo test",
-        )
-    finally:
-        junit = target_dir(ctx) / "nextest" / NEXTEST_PROFILE / "junit.xml"
-        if nextest and junit.is_file():
-            published = artifacts.publish(junit, report_dir)
-            tests, failed, skipped = junit_counts(published)
-            rows.append(("tests", f"{tests} run, {failed} failed, {skipped} skipped"))
-            rows.append(("junit", str(published.relative_to(ctx.root)
-                                      if published.is_relative_to(ctx.root) else published)))
-        rows.append(("excluded", f"{python_crate_name(ctx)} (extension module; tested by python-tests)"))
-        ctx.console.summary("rust-tests", rows)
-

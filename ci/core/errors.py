@@ -37,4 +37,4 @@ class StepFailed(SuiteError):
 
 
 class CheckFailed(SuiteError):
-    """An artifact failed a named rule (see ci.publish_check)."""
+    """An artifact failed a named rule (see ci.sessions.publish_check)."""

@@ -15,7 +15,8 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci.context import Context
+from ci.core.config import read_toml
+from ci.core.context import Context
 
 MARKER = "suite-installed.json"
 
@@ -92,3 +93,12 @@ def install(
                             cwd=ctx.root, env=env, title=f"{title}: {wheel.name}")
     marker.write_text(json.dumps(key))
     return True
+
+
+def test_requirements(ctx: Context) -> list[str]:
+    """The python crate's ``[dependency-groups]`` test group, else pytest."""
+    data = read_toml(ctx.config.python_pyproject)
+    group = data.get("dependency-groups", {}).get(ctx.config.test_group)
+    if not group:
+        return ["pytest"]
+    return [r for r in group if isinstance(r, str)]

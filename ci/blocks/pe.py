@@ -14,7 +14,7 @@ delay-load imports), that it is one of:
   the wheel's tags (delvewheel's ``ignore_abi3``: ``vcruntime140.dll``).
 
 Because every PE in the wheel is scanned, the closure is followed through the
-bundled DLLs too. Rules (the ``rule`` of each :class:`~ci.checks.Finding`):
+bundled DLLs too. Rules (the ``rule`` of each :class:`~ci.core.findings.Finding`):
 
 ``pe-parse``          every ``.pyd``/``.dll`` is a PE file pefile can read
 ``pe-machine``        its machine matches the platform tag (win_amd64 -> AMD64)
@@ -42,8 +42,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ci.checks import Finding
-from ci.config import SuiteConfig
+from ci.core.config import SuiteConfig
+from ci.core.findings import Finding
 
 ABI3_DLL = "python3.dll"
 VERSIONED_PYTHON_DLL = re.compile(r"python3\d+t?(_d)?\.dll")

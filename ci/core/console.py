@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ci.errors import StepFailed, ToolMissing
+from ci.core.errors import StepFailed, ToolMissing
 
 
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:

@@ -10,15 +10,14 @@ then is the sdist moved into ``dist/`` (atomically).
 from __future__ import annotations
 
 import hashlib
-import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from ci import artifacts, maturin, toolchain, venvs
-from ci.config import SuiteConfig, read_toml
-from ci.context import Context
-from ci.errors import CheckFailed
+from ci.blocks import maturin
+from ci.core import artifacts
+from ci.core.config import SuiteConfig, read_toml
+from ci.core.context import Context
 
 
 def path_dependencies(cfg: SuiteConfig) -> list[Path]:
@@ -98,34 +97,3 @@ def build_from_sdist(ctx: Context, sdist: Path) -> Path:
         kept = scratch / wheel.name
         wheel.replace(kept)
         return kept
-
-
-def run_sdist(ctx: Context) -> None:
-    cfg = ctx.config
-    toolchain.require_cargo(ctx.env())
-    if cfg.gmp == "system" or cfg.native:
-        toolchain.require_native(cfg.native, ctx.env())
-    work = cfg.work_dir("sdist")
-    with artifacts.staging_dir(work, "sdist") as staging:
-        sdist = maturin.build_sdist(ctx, staging)
-        with ctx.console.step("check the sdist holds Cargo.lock and its path dependencies"):
-            problems = check_completeness(cfg, sdist)
-            if problems:
-                raise CheckFailed("sdist is incomplete:\n  " + "\n  ".join(problems))
-        wheel = build_from_sdist(ctx, sdist)
-        try:
-            venv = work / "smoke-venv"
-            python = venvs.ensure_venv(ctx, venv, Path(sys.executable))
-            venvs.install(ctx, python, [], wheel=wheel, distribution=cfg.distribution,
-                          title="install the sdist-built wheel into a fresh venv")
-            proc = ctx.console.run([str(python), "-c", smoke_code(cfg)], cwd=work,
-                                   env=ctx.env(), title="import it", capture=True)
-        finally:
-            wheel.unlink(missing_ok=True)
-        final = artifacts.publish(sdist, cfg.dist_dir)
-    ctx.console.summary("sdist", [
-        ("sdist", str(final)),
-        ("size", f"{final.stat().st_size / 1024:.0f} KiB"),
-        ("complete", f"Cargo.lock + {len(path_dependencies(cfg))} path dependencies"),
-        ("offline build", f"ok, imported as: {proc.stdout.strip()}"),
-    ])

@@ -43,10 +43,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import artifacts, maturin, toolchain, wheelcheck
-from ci.config import SuiteConfig, python_package_version, read_toml
-from ci.context import Context
-from ci.errors import CheckFailed, ConfigError, ToolMissing
+from ci.blocks import maturin, toolchain
+from ci.blocks import wheels as wheelcheck
+from ci.core import artifacts
+from ci.core.config import SuiteConfig, read_toml
+from ci.core.context import Context
+from ci.core.errors import CheckFailed, ConfigError, ToolMissing
 
 SESSION = "linux-wheel"
 TARGET = "x86_64-unknown-linux-gnu"
@@ -310,7 +312,7 @@ def self_check(wheel: Path, cfg: SuiteConfig) -> list[str]:
     return problems
 
 
-def run_linux_wheel(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     cfg = ctx.config
     start = time.monotonic()
     env = ctx.env()
@@ -366,7 +368,7 @@ def run_linux_wheel(ctx: Context) -> None:
     bundled = wheelcheck.bundled_files(members, cfg.import_name)
     rows += [
         ("wheel", str(final)),
-        ("version", python_package_version(cfg)),
+        ("version", ctx.project.version),
         ("size", f"{final.stat().st_size / 1024:.0f} KiB"),
         ("bundled", ", ".join(f"{wheelcheck.libs_dir(cfg.import_name)}/{b}" for b in bundled) or "nothing"),
     ]
