@@ -72,18 +72,31 @@ def nox_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def group_venv(group: str, dest: Path) -> Path:
     """A venv at ``dest`` with one dependency group of the root
-    pyproject.toml installed; returns its bin dir."""
+    pyproject.toml installed, pinned by ci/constraints.txt; returns its bin
+    dir. When the outer run measures coverage (``COVERAGE_PROCESS_START``),
+    coverage.py and a start-up hook go in too, so the engine running in nox
+    processes of this venv is measured."""
     import nox.project
 
+    from ci.blocks.venvs import find_uv
+
     reqs = nox.project.dependency_groups(nox.project.load_toml(REPO / "pyproject.toml"), group)
+    measured = bool(os.environ.get("COVERAGE_PROCESS_START"))
+    if measured:
+        reqs = [*reqs, "coverage"]
+    constraints = ["-c", str(REPO / "ci" / "constraints.txt")]
     python = dest / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    uv = shutil.which("uv")
+    uv = find_uv(os.environ)
     if uv:
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(dest)], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *reqs], check=True)
+        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *constraints, *reqs], check=True)
     else:
         subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *reqs], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *constraints, *reqs], check=True)
+    if measured:
+        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        Path(site, "suite-coverage.pth").write_text("import coverage; coverage.process_startup()\n")
     return python.parent
 
 
@@ -93,7 +106,9 @@ def nox_python() -> str:
     does after ``pip install nox[uv]``: sessions must bring every other tool
     themselves. Made once and reused (under the system temp dir)."""
     pyproject = (REPO / "pyproject.toml").read_bytes()
-    tag = hashlib.sha256(sys.version.encode() + pyproject).hexdigest()[:10]
+    measured = b"measured" if os.environ.get("COVERAGE_PROCESS_START") else b""
+    constraints = (REPO / "ci" / "constraints.txt").read_bytes()
+    tag = hashlib.sha256(sys.version.encode() + pyproject + constraints + measured).hexdigest()[:10]
     venv = Path(tempfile.gettempdir()) / f"maturin-suite-test-nox-{tag}"
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     if not (venv / "ready").exists():

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from ci.core.config import load_config, parse_config, python_package_version, read_toml
+import dataclasses
+import json
+
+from ci.core.config import SCHEMA_FILE, SuiteConfig, load_config, parse_config, read_toml
 from ci.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,29 +53,50 @@ def test_fixture_config_loads() -> None:
     assert cfg.native == ()
 
 
-def test_version_follows_workspace_inheritance() -> None:
-    cargo = read_toml(REPO / "Cargo.toml")
-    assert python_package_version(load_config(REPO)) == cargo["workspace"]["package"]["version"]
+def _kebab_fields(cls: type) -> set[str]:
+    return {f.name.replace("_", "-") for f in dataclasses.fields(cls) if f.name != "root"}
+
+
+def test_schema_and_dataclasses_name_the_same_keys() -> None:
+    """The shipped JSON Schema and the dataclasses the engine reads must agree
+    on every key of every table (a key added to one only fails here)."""
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert set(schema["properties"]) == _kebab_fields(SuiteConfig)
+    hints = {f.name.replace("_", "-"): f.default_factory for f in dataclasses.fields(SuiteConfig)
+             if f.default_factory is not dataclasses.MISSING}
+    for table, factory in hints.items():
+        sub = schema["properties"][table]
+        if sub.get("type") == "object":
+            assert set(sub["properties"]) == _kebab_fields(type(factory())), table
+    native = schema["properties"]["native"]["items"]["properties"]
+    from ci.core.config import NativeLibrary
+    assert set(native) == _kebab_fields(NativeLibrary)
 
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("pyhton-versions", ["3.12"], "unknown key tool.maturin-suite.pyhton-versions (did you mean tool.maturin-suite.python-versions?)"),
-        ("python-versions", "3.12", "tool.maturin-suite.python-versions must be a list"),
-        ("python-versions", ["3"], "tool.maturin-suite.python-versions[0] must look like '3.12'"),
+        ("python-versions", "3.12", "tool.maturin-suite.python-versions must be a list; got '3.12'"),
+        ("python-versions", ["3"], "tool.maturin-suite.python-versions[0] must match the pattern"),
         ("python-versions", [3.12], "tool.maturin-suite.python-versions[0] must be a string"),
-        ("python-versions", [], "must name at least one version"),
-        ("module", "q-kangaroo", "tool.maturin-suite.module must be a dotted Python module name"),
-        ("module", None, "missing key tool.maturin-suite.module"),
+        ("python-versions", [], "tool.maturin-suite.python-versions must not be empty"),
+        ("module", "q-kangaroo", "tool.maturin-suite.module must match the pattern"),
+        ("python-crate", None, "missing key tool.maturin-suite.python-crate"),
         ("python-crate", "crates/nope", "tool.maturin-suite.python-crate points to"),
         ("python-crate", "crates/qsym-core", "tool.maturin-suite.python-crate: no pyproject.toml"),
-        ("gmp", "sometimes", "tool.maturin-suite.gmp must be one of system, static, none"),
+        ("gmp", "sometimes", "tool.maturin-suite.gmp must be one of system, static, none; got 'sometimes'"),
         ("linux-wheel.policy", "manylinux1", "tool.maturin-suite.linux-wheel.policy must be one of"),
         ("linux-wheel.colour", "blue", "unknown key tool.maturin-suite.linux-wheel.colour"),
-        ("linux-wheel", "zig", "tool.maturin-suite.linux-wheel must be a table"),
-        ("coverage.rust-floor", 120, "tool.maturin-suite.coverage.rust-floor must be between 0 and 100"),
+        ("linux-wheel", "zig", "tool.maturin-suite.linux-wheel must be a table; got 'zig'"),
+        ("coverage.rust-floor", 120, "tool.maturin-suite.coverage.rust-floor must be at most 100; got 120"),
         ("coverage.python-floor", "high", "tool.maturin-suite.coverage.python-floor must be a number"),
+        ("coverage.python-floor", -1, "tool.maturin-suite.coverage.python-floor must be at least 0; got -1"),
+        ("windows-wheel.rust-route", "fast", "tool.maturin-suite.windows-wheel.rust-route must be one of auto"),
+        ("windows-wheel.wine-tests", "maybe", "tool.maturin-suite.windows-wheel.wine-tests must be one of auto"),
+        ("publish.licenses", {"libgmp": "COPYING"}, "tool.maturin-suite.publish.licenses.libgmp must be a list"),
+        ("python-versions", ["3.12", "3.12"], "tool.maturin-suite.python-versions must not repeat a value"),
+        ("windows-wheel.test_crates", ["x"], "(did you mean tool.maturin-suite.windows-wheel.test-crates?)"),
         ("native", [{"name": "GMP", "header": "gmp.h"}], "missing key tool.maturin-suite.native[0].link"),
         ("native", [{"name": "GMP", "header": "gmp.h", "link": "gmp", "apt": "x"}], "unknown key tool.maturin-suite.native[0].apt"),
         ("workspace", "crates", "tool.maturin-suite.workspace: no Cargo.toml"),

@@ -89,18 +89,9 @@ def test_staging_dir_is_removed_even_on_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_python_versions_can_be_narrowed_by_env() -> None:
+def test_python_tests_is_parametrised_by_configured_versions() -> None:
     from ci.core.config import load_config
-    from ci.core.context import Context
-    from ci.core.errors import ConfigError
-    from ci.sessions.python_tests import selected_versions
+    from ci.core.noxsupport import python_versions
 
     repo = Path(__file__).resolve().parent.parent
-    cfg = load_config(repo)
-    ctx = Context(config=cfg, console=Console(stream=io.StringIO()), base_env={})
-    assert selected_versions(ctx) == cfg.python_versions
-    ctx = Context(config=cfg, console=ctx.console, base_env={"MATURIN_SUITE_PYTHONS": "3.12, 3.9"})
-    assert selected_versions(ctx) == ("3.12", "3.9")
-    ctx = Context(config=cfg, console=ctx.console, base_env={"MATURIN_SUITE_PYTHONS": "3.8"})
-    with pytest.raises(ConfigError, match="MATURIN_SUITE_PYTHONS='3.8' names versions outside"):
-        selected_versions(ctx)
+    assert python_versions(repo) == list(load_config(repo).python_versions)

@@ -136,7 +136,7 @@ def test_coverage_table_is_validated() -> None:
         parse_config(bad, REPO)
     bad = copy.deepcopy(data)
     bad["tool"]["maturin-suite"]["coverage"]["python-floor"] = 101
-    with pytest.raises(ConfigError, match="python-floor must be between 0 and 100"):
+    with pytest.raises(ConfigError, match="python-floor must be at most 100; got 101"):
         parse_config(bad, REPO)
     with pytest.raises(ConfigError, match="tarpaulin-version must be an exact version"):
         cov.check_version_pin("^0.37")

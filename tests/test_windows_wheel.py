@@ -25,6 +25,7 @@ from ci.core.console import Console
 from ci.core.context import Context
 from ci.core.errors import ConfigError, ToolMissing
 from ci.core.findings import failures
+from ci.sessions import windows_gnu_wheel as session
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "x86_64-pc-windows-gnu"
@@ -38,17 +39,17 @@ def context(env: dict[str, str], posargs: tuple[str, ...] = ()) -> Context:
 
 def test_unknown_argument_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--frobnicate"):
-        windows.parse_args(context(dict(os.environ), ("--frobnicate",)))
-    assert windows.parse_args(context(dict(os.environ), ("--setup", "--skip-wine"))) == {"--setup", "--skip-wine"}
+        session.parse_args(context(dict(os.environ), ("--frobnicate",)))
+    assert session.parse_args(context(dict(os.environ), ("--setup", "--skip-wine"))) == {"--setup", "--skip-wine"}
 
 
 def test_route_choice_comes_from_posargs_or_config() -> None:
     ctx = context(dict(os.environ), ("--route=build-std",))
-    assert windows.route_choice(ctx, windows.parse_args(ctx)) == "build-std"
+    assert session.route_choice(ctx, session.parse_args(ctx)) == "build-std"
     ctx = context(dict(os.environ))
-    assert windows.route_choice(ctx, set()) == ctx.config.windows_wheel.rust_route == "auto"
+    assert session.route_choice(ctx, set()) == ctx.config.windows_wheel.rust_route == "auto"
     with pytest.raises(ConfigError, match="--route must be one of"):
-        windows.route_choice(ctx, {"--route=msvc"})
+        session.route_choice(ctx, {"--route=msvc"})
 
 
 def test_missing_tools_name_the_exact_install_commands(tmp_path: Path) -> None:
@@ -117,7 +118,7 @@ def test_debian_rustc_web_gives_the_build_std_route() -> None:
     env = dict(os.environ)
     route = windows.find_rust_route(TARGET, env, "build-std")
     assert route is not None and route.rustc == "/usr/bin/rustc" and route.cargo == "/usr/bin/cargo"
-    assert windows.BUILD_STD in windows.cargo_flags(load_config(ROOT), route)
+    assert windows.BUILD_STD in session.cargo_flags(load_config(ROOT), route)
     best = windows.find_rust_route(TARGET, env)
     assert best is not None
     assert best.name == ("prebuilt-std" if windows.find_rust_route(TARGET, env, "prebuilt-std") else "build-std")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, group_venv, run_nox
+from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox
 
 from ci.blocks import workflows as wf
 from ci.core.config import load_config
@@ -24,13 +24,8 @@ RELEASE = "release.yml"
 
 
 @pytest.fixture(scope="session")
-def loader(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Any]:
-    """PyYAML here if installed, else the 'lint' group's PyYAML in a venv."""
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        bin_dir = group_venv("lint", tmp_path_factory.mktemp("lint-venv") / "venv")
-        return wf.yaml_loader_in(str(bin_dir / "python"))
+def loader() -> Callable[[Path], Any]:
+    """PyYAML is one of the engine's own libraries (the 'nox' group)."""
     return wf.load_yaml
 
 

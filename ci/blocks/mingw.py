@@ -132,25 +132,30 @@ def find_rust_route(target: str, env: Mapping[str, str], prefer: str = "auto") -
     return None
 
 
-def missing_pieces(
-    target: str, env: Mapping[str, str], *, need_gmp_build: bool, prefer: str = "auto"
-) -> list[Missing]:
-    """Everything the build needs that is not installed."""
+def _missing_rust(target: str, env: Mapping[str, str], prefer: str) -> list[Missing]:
+    """A Rust for the route ``prefer``, unless one is found."""
+    if find_rust_route(target, env, prefer) is not None:
+        return []
+    if prefer == "auto":
+        what = (f"a Rust that can build for {target} (`rustup target add {target}`, "
+                f"or Debian's rustc-web with its std source for -Zbuild-std)")
+    else:
+        what = f"a Rust for the {prefer} route (tool.maturin-suite.windows-wheel.rust-route / --route)"
+    return [Missing(what, APT_RUST if prefer in ("auto", "build-std") else (), ("mingw-w64-x86_64-rust",))]
+
+
+def _missing_msys2_tools(env: Mapping[str, str]) -> list[Missing]:
+    """The MSYS2 (MINGW64) tools of the native route that are not on PATH."""
     missing: list[Missing] = []
-    route = find_rust_route(target, env, prefer)
-    if route is None:
-        if prefer == "auto":
-            what = (f"a Rust that can build for {target} (`rustup target add {target}`, "
-                    f"or Debian's rustc-web with its std source for -Zbuild-std)")
-        else:
-            what = f"a Rust for the {prefer} route (tool.maturin-suite.windows-wheel.rust-route / --route)"
-        missing.append(Missing(what, APT_RUST if prefer in ("auto", "build-std") else (),
-                               ("mingw-w64-x86_64-rust",)))
-    if os.name == "nt":
-        for tool, pkg in (("gcc", "mingw-w64-x86_64-gcc"), ("pkg-config", "mingw-w64-x86_64-pkgconf")):
-            if not _which(tool, env):
-                missing.append(Missing(tool, msys2=(pkg,)))
-        return missing
+    for tool, pkg in (("gcc", "mingw-w64-x86_64-gcc"), ("pkg-config", "mingw-w64-x86_64-pkgconf")):
+        if not _which(tool, env):
+            missing.append(Missing(tool, msys2=(pkg,)))
+    return missing
+
+
+def _missing_cross_tools(env: Mapping[str, str], *, need_gmp_build: bool) -> list[Missing]:
+    """The MinGW-w64 and host tools of a cross build (and of building GMP) that are not on PATH."""
+    missing: list[Missing] = []
     if not _which(f"{MINGW}-gcc", env):
         missing.append(Missing(f"{MINGW}-gcc (MinGW-w64 C compiler and linker)", APT_MINGW[:1]))
     if not _which(f"{MINGW}-dlltool", env):
@@ -163,6 +168,16 @@ def missing_pieces(
             if not _which(tool, env):
                 missing.append(Missing(f"{tool} (to build GMP)", (tool,)))
     return missing
+
+
+def missing_pieces(
+    target: str, env: Mapping[str, str], *, need_gmp_build: bool, prefer: str = "auto"
+) -> list[Missing]:
+    """Everything the build needs that is not installed."""
+    missing = _missing_rust(target, env, prefer)
+    if os.name == "nt":
+        return missing + _missing_msys2_tools(env)
+    return missing + _missing_cross_tools(env, need_gmp_build=need_gmp_build)
 
 
 def install_command(packages: Sequence[str]) -> str:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ci.core.config import SuiteConfig
@@ -152,6 +152,102 @@ def licenses_for(dll: str, requirements: Mapping[str, tuple[str, ...]]) -> tuple
     return best[1] if best else None
 
 
+def _rule_findings(wheel_name: str, rule: str, problems: Iterable[str], ok: str) -> list[Finding]:
+    """One failing finding per problem, or one passing finding saying ``ok``."""
+    problems = list(problems)
+    if problems:
+        return [Finding(wheel_name, rule, "fail", p) for p in problems]
+    return [Finding(wheel_name, rule, "pass", ok)]
+
+
+def parse_pe_members(members: Mapping[str, bytes]) -> tuple[list[PEFile], list[str]]:
+    """The wheel's ``.pyd``/``.dll`` files parsed (by path), and those that are no PE file."""
+    parsed: list[PEFile] = []
+    problems = []
+    for path in sorted(p for p in members if p.lower().endswith(PE_SUFFIXES)):
+        try:
+            parsed.append(read_pe(path, members[path]))
+        except ValueError as e:
+            problems.append(f"{path} is not a readable PE file ({e})")
+    return parsed, problems
+
+
+def machine_problems(parsed: Iterable[PEFile], platform_tag: str, want_machine: int | None) -> list[str]:
+    return [f"{p.path}: machine 0x{p.machine:x}, {platform_tag} needs 0x{want_machine:x}"
+            for p in parsed if want_machine is not None and p.machine != want_machine]
+
+
+def files_by_name(members: Iterable[str]) -> dict[str, list[str]]:
+    """The wheel's files by lower-case base name (Windows file names are case-insensitive)."""
+    by_name: dict[str, list[str]] = {}
+    for path in members:
+        by_name.setdefault(PurePosixPath(path).name.lower(), []).append(path)
+    return by_name
+
+
+@dataclass
+class ImportCheck:
+    """The pe-closure, dll-search-path and abi3-python-dll problems of a wheel's PE files."""
+
+    members: Mapping[str, bytes]
+    by_name: Mapping[str, list[str]]
+    system: frozenset[str]
+    runtime: frozenset[str]
+    abi_tag: str
+    closure: list[str] = field(default_factory=list)
+    search: list[str] = field(default_factory=list)
+    abi3: list[str] = field(default_factory=list)
+
+    def check(self, pe: PEFile) -> None:
+        """Record the problems of every DLL that ``pe`` imports."""
+        top = pe.path.split("/")[0]
+        init = self.members.get(f"{top}/__init__.py", b"").decode("utf-8", "replace")
+        for dll in pe.imports:
+            low = dll.lower()
+            if low in self.by_name:
+                self.check_search_path(pe, dll, top, init)
+            elif low == ABI3_DLL or low in self.runtime:
+                continue
+            elif VERSIONED_PYTHON_DLL.fullmatch(low):
+                if self.abi_tag == "abi3":
+                    self.abi3.append(
+                        f"{pe.path} imports {dll}: an abi3 extension must link python3.dll only "
+                        f"(build with pyo3's abi3 feature / a python3.dll import library)"
+                    )
+            elif API_SET.fullmatch(low) or low in self.system:
+                continue
+            else:
+                self.closure.append(
+                    f"{pe.path} imports {dll}, which is neither in the wheel nor a Windows "
+                    f"system DLL: bundle it (delvewheel repair --add-path <folder with {dll}>)"
+                )
+        if self.abi_tag == "abi3" and pe.path.lower().endswith(".pyd") and not any(
+            i.lower() == ABI3_DLL for i in pe.imports
+        ):
+            self.abi3.append(f"{pe.path} does not import python3.dll (imports: {', '.join(pe.imports)})")
+
+    def check_search_path(self, pe: PEFile, dll: str, top: str, init: str) -> None:
+        """A DLL bundled in another folder than its importer must be on the package's DLL search path."""
+        importer_dir = str(PurePosixPath(pe.path).parent)
+        target = self.by_name[dll.lower()][0]
+        target_dir = str(PurePosixPath(target).parent)
+        if target_dir != importer_dir and not (
+            _dll_dirs_added(init) and PurePosixPath(target_dir).name in init
+        ):
+            self.search.append(
+                f"{pe.path} imports {dll} from {target_dir}/, but {top}/__init__.py does "
+                f"not add that folder with os.add_dll_directory (Python >= 3.8 no longer "
+                f"uses PATH for DLLs): repair the wheel with delvewheel"
+            )
+
+
+def bundled_dll_problems(cfg: SuiteConfig, bundled: Iterable[str]) -> list[str]:
+    """windows-wheel.bundled-dlls that are not in the wheel."""
+    present = {original_name(PurePosixPath(b).name).lower() for b in bundled}
+    return [f"{name} is not in the wheel (tool.maturin-suite.windows-wheel.bundled-dlls)"
+            for name in cfg.windows_wheel.bundled_dlls if name.lower() not in present]
+
+
 def analyse(
     wheel_name: str,
     members: Mapping[str, bytes],
@@ -159,102 +255,42 @@ def analyse(
 ) -> list[Finding]:
     """All findings for a wheel given as ``{path in wheel: bytes}``."""
     python_tag, abi_tag, platform_tag = wheel_tags(Path(wheel_name))
-    out: list[Finding] = []
-
-    def add(rule: str, problems: Iterable[str], ok: str) -> None:
-        problems = list(problems)
-        if problems:
-            out.extend(Finding(wheel_name, rule, "fail", p) for p in problems)
-        else:
-            out.append(Finding(wheel_name, rule, "pass", ok))
-
-    pe_paths = sorted(p for p in members if p.lower().endswith(PE_SUFFIXES))
-    parsed: list[PEFile] = []
-    parse_problems = []
-    for path in pe_paths:
-        try:
-            parsed.append(read_pe(path, members[path]))
-        except ValueError as e:
-            parse_problems.append(f"{path} is not a readable PE file ({e})")
-    add("pe-parse", parse_problems, f"{len(parsed)} PE files")
+    parsed, parse_problems = parse_pe_members(members)
+    out = _rule_findings(wheel_name, "pe-parse", parse_problems, f"{len(parsed)} PE files")
     if not any(p.path.lower().endswith(".pyd") for p in parsed):
         out.append(Finding(wheel_name, "pe-closure", "fail", "no .pyd extension module in the wheel"))
         return out
 
     want_machine = MACHINES.get(platform_tag)
-    add(
-        "pe-machine",
-        [f"{p.path}: machine 0x{p.machine:x}, {platform_tag} needs 0x{want_machine:x}"
-         for p in parsed if want_machine is not None and p.machine != want_machine],
-        f"all {platform_tag}",
-    )
+    out += _rule_findings(wheel_name, "pe-machine", machine_problems(parsed, platform_tag, want_machine),
+                          f"all {platform_tag}")
 
-    # Windows file names are case-insensitive: index the wheel's files by
-    # lower-case base name.
-    by_name: dict[str, list[str]] = {}
-    for path in members:
-        by_name.setdefault(PurePosixPath(path).name.lower(), []).append(path)
-    system = system_dlls(want_machine or (parsed[0].machine if parsed else 0x8664))
-    runtime = python_runtime_dlls(python_tag, abi_tag, platform_tag)
-    closure_problems: list[str] = []
-    search_problems: list[str] = []
-    abi3_problems: list[str] = []
-    bundled_used: set[str] = set()
+    imports = ImportCheck(
+        members,
+        files_by_name(members),
+        system_dlls(want_machine or (parsed[0].machine if parsed else 0x8664)),
+        python_runtime_dlls(python_tag, abi_tag, platform_tag),
+        abi_tag,
+    )
     for pe in parsed:
-        importer_dir = str(PurePosixPath(pe.path).parent)
-        top = pe.path.split("/")[0]
-        init = members.get(f"{top}/__init__.py", b"").decode("utf-8", "replace")
-        for dll in pe.imports:
-            low = dll.lower()
-            if low in by_name:
-                target = by_name[low][0]
-                bundled_used.add(target)
-                target_dir = str(PurePosixPath(target).parent)
-                if target_dir != importer_dir and not (
-                    _dll_dirs_added(init) and PurePosixPath(target_dir).name in init
-                ):
-                    search_problems.append(
-                        f"{pe.path} imports {dll} from {target_dir}/, but {top}/__init__.py does "
-                        f"not add that folder with os.add_dll_directory (Python >= 3.8 no longer "
-                        f"uses PATH for DLLs): repair the wheel with delvewheel"
-                    )
-            elif low == ABI3_DLL or low in runtime:
-                continue
-            elif VERSIONED_PYTHON_DLL.fullmatch(low):
-                if abi_tag == "abi3":
-                    abi3_problems.append(
-                        f"{pe.path} imports {dll}: an abi3 extension must link python3.dll only "
-                        f"(build with pyo3's abi3 feature / a python3.dll import library)"
-                    )
-            elif API_SET.fullmatch(low) or low in system:
-                continue
-            else:
-                closure_problems.append(
-                    f"{pe.path} imports {dll}, which is neither in the wheel nor a Windows "
-                    f"system DLL: bundle it (delvewheel repair --add-path <folder with {dll}>)"
-                )
-        if abi_tag == "abi3" and pe.path.lower().endswith(".pyd") and not any(
-            i.lower() == ABI3_DLL for i in pe.imports
-        ):
-            abi3_problems.append(f"{pe.path} does not import python3.dll (imports: {', '.join(pe.imports)})")
+        imports.check(pe)
     bundled = sorted(p.path for p in parsed if p.path.lower().endswith(".dll"))
-    add("pe-closure", closure_problems,
-        f"{len(parsed)} PE files resolve; bundled: {', '.join(PurePosixPath(b).name for b in bundled) or 'none'}")
-    add("dll-search-path", search_problems, "bundled DLLs are on the package's DLL search path")
+    out += _rule_findings(
+        wheel_name, "pe-closure", imports.closure,
+        f"{len(parsed)} PE files resolve; bundled: {', '.join(PurePosixPath(b).name for b in bundled) or 'none'}",
+    )
+    out += _rule_findings(wheel_name, "dll-search-path", imports.search,
+                          "bundled DLLs are on the package's DLL search path")
     if abi_tag == "abi3":
-        add("abi3-python-dll", abi3_problems, "extensions link python3.dll, no python3X.dll")
+        out += _rule_findings(wheel_name, "abi3-python-dll", imports.abi3,
+                              "extensions link python3.dll, no python3X.dll")
     else:
         out.append(Finding(wheel_name, "abi3-python-dll", "n/a", f"abi tag {abi_tag}"))
 
-    present = {original_name(PurePosixPath(b).name).lower() for b in bundled}
-    add(
-        "bundled-dlls",
-        [f"{name} is not in the wheel (tool.maturin-suite.windows-wheel.bundled-dlls)"
-         for name in cfg.windows_wheel.bundled_dlls if name.lower() not in present],
-        f"{', '.join(cfg.windows_wheel.bundled_dlls) or 'no floor'} present",
-    )
-
-    add("dll-licenses", license_problems(members, bundled, cfg), "licence texts of bundled DLLs present")
+    out += _rule_findings(wheel_name, "bundled-dlls", bundled_dll_problems(cfg, bundled),
+                          f"{', '.join(cfg.windows_wheel.bundled_dlls) or 'no floor'} present")
+    out += _rule_findings(wheel_name, "dll-licenses", license_problems(members, bundled, cfg),
+                          "licence texts of bundled DLLs present")
     return out
 
 

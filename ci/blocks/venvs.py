@@ -1,7 +1,8 @@
 """Test venvs, one per interpreter, owned by the session that made them.
 
-uv is used when it is on PATH (nox installs it with ``nox[uv]``); otherwise
-the standard library's venv and pip. A venv remembers (in a marker file) the
+uv is found as nox finds it: the ``uv`` package beside the interpreter running
+nox (``nox[uv]``, however nox was installed: pip, venv, pipx, uv tool), then
+PATH; without uv, the standard library's venv and pip. A venv remembers (in a marker file) the
 hash of what was installed into it, so an unchanged wheel is not reinstalled.
 """
 
@@ -12,13 +13,28 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ci.core.config import read_toml
 from ci.core.context import Context
 
 MARKER = "suite-installed.json"
+
+
+def find_uv(env: Mapping[str, str]) -> str | None:
+    """uv's binary: the ``uv`` package installed beside nox first (nox[uv]
+    puts it there, and its bin/ need not be on PATH), then PATH."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        pass
+    else:
+        try:
+            return str(find_uv_bin())
+        except FileNotFoundError:
+            pass
+    return shutil.which("uv", path=env.get("PATH"))
 
 
 def venv_python(venv: Path) -> Path:
@@ -50,7 +66,7 @@ def ensure_venv(ctx: Context, venv: Path, interpreter: Path) -> Path:
         if Path(home) == interpreter.parent or Path(home).resolve() == interpreter.resolve().parent:
             return python
         shutil.rmtree(venv)  # ours (made by this function), for another interpreter
-    uv = shutil.which("uv", path=ctx.env().get("PATH"))
+    uv = find_uv(ctx.env())
     if uv:
         cmd = [uv, "venv", "--quiet", "--python", str(interpreter), str(venv)]
     else:
@@ -78,7 +94,7 @@ def install(
         return False
     marker.unlink(missing_ok=True)
     env = ctx.env()
-    uv = shutil.which("uv", path=env.get("PATH"))
+    uv = find_uv(env)
     if uv:
         cmd = [uv, "pip", "install", "--quiet", "--python", str(python), *requirements]
         if wheel is not None:

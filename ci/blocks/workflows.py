@@ -139,25 +139,6 @@ def load_yaml(path: Path) -> Any:
         return yaml.safe_load(f)
 
 
-def yaml_loader_in(python: str) -> Callable[[Path], Any]:
-    """A loader that parses YAML with PyYAML inside another interpreter (the
-    session venv) and hands the data back as JSON; nox's own Python need not
-    have PyYAML."""
-    code = (
-        "import json, sys, yaml\n"
-        "data = yaml.safe_load(open(sys.argv[1], encoding='utf-8'))\n"
-        "print(json.dumps(data, default=str))\n"
-    )
-
-    def load(path: Path) -> Any:
-        proc = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise CheckFailed(f"{path.name} is not valid YAML:\n{proc.stderr.strip()[-2000:]}")
-        return json.loads(proc.stdout)
-
-    return load
-
-
 def load_workflows(root: Path, loader: Callable[[Path], Any] = load_yaml) -> dict[str, dict[str, Any]]:
     """``{file name: parsed workflow}`` for every workflow of ``root``."""
     found: dict[str, dict[str, Any]] = {}

@@ -173,8 +173,38 @@ def _validator() -> Any:
 
 
 def _key(path: list[str]) -> str:
-    """fastjsonschema's ``data.linux-wheel.policy`` / ``data.native[0]`` -> our key."""
-    return PREFIX + "".join(p if p.startswith("[") else f".{p}" for p in path[1:])
+    """fastjsonschema's ``data.linux-wheel.policy`` / ``data.native.0`` -> our key."""
+    return PREFIX + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path[1:])
+
+
+TYPE_WORDS = {"array": "a list", "object": "a table", "string": "a string", "number": "a number",
+              "boolean": "true or false", "integer": "an integer"}
+
+
+def _rule_text(rule: str, definition: Any) -> str:
+    """What a broken schema rule demands, in the words of a TOML user."""
+    if rule == "type":
+        return f"must be {TYPE_WORDS.get(str(definition), definition)}"
+    if rule == "enum":
+        return f"must be one of {', '.join(map(str, definition))}"
+    if rule == "pattern":
+        return f"must match the pattern {definition}"
+    if rule in ("minimum", "exclusiveMinimum"):
+        return f"must be {'at least' if rule == 'minimum' else 'more than'} {definition}"
+    if rule in ("maximum", "exclusiveMaximum"):
+        return f"must be {'at most' if rule == 'maximum' else 'less than'} {definition}"
+    if rule in ("minItems", "minLength"):
+        return "must not be empty"
+    if rule == "uniqueItems":
+        return "must not repeat a value"
+    return f"breaks the schema rule {rule}"
+
+
+def _unknown_key(key: str, table: dict[str, Any], known: list[str]) -> str:
+    name = sorted(k for k in table if k not in known)[0]
+    close = difflib.get_close_matches(name, known, n=1)
+    extra = f" (did you mean {key}.{close[0]}?)" if close else f"; known keys: {', '.join(known)}"
+    return f"unknown key {key}.{name}{extra}"
 
 
 def schema_problem(table: Any) -> str | None:
@@ -186,16 +216,11 @@ def schema_problem(table: Any) -> str | None:
     except fastjsonschema.JsonSchemaValueException as e:
         key = _key(list(e.path))
         if e.rule == "additionalProperties" and isinstance(e.value, dict):
-            name = sorted(e.value)[0]
-            known = sorted((e.definition or {}).get("properties", {}))
-            close = difflib.get_close_matches(name, known, n=1)
-            extra = f" (did you mean {key}.{close[0]}?)" if close else f"; known keys: {', '.join(known)}"
-            return f"unknown key {key}.{name}{extra}"
+            return _unknown_key(key, e.value, sorted((e.definition or {}).get("properties", {})))
         if e.rule == "required":
             missing = [r for r in e.rule_definition if r not in (e.value or {})]
             return f"missing key {key}.{missing[0] if missing else '?'}"
-        what = e.message.split(" ", 1)[1] if " " in e.message else e.message
-        return f"{key} {what}; got {e.value!r}"
+        return f"{key} {_rule_text(str(e.rule), e.rule_definition)}; got {e.value!r}"
     return None
 
 
@@ -244,7 +269,7 @@ def parse_config(data: dict[str, Any], root: Path, source: str = "pyproject.toml
     problem = schema_problem(table)
     if problem:
         raise ConfigError(problem, hint=f"the keys and their types: {SCHEMA_FILE.name} in ci/core")
-    cfg = _build(SuiteConfig, table)
+    cfg: SuiteConfig = _build(SuiteConfig, table)
     workspace = _resolve(root, cfg.workspace, f"{PREFIX}.workspace", must_exist=True)
     if not (workspace / "Cargo.toml").is_file():
         raise ConfigError(f"{PREFIX}.workspace: no Cargo.toml in {workspace}")

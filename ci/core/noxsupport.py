@@ -81,8 +81,12 @@ def suite_tests(session: nox.Session, root: Path) -> None:
     """pytest over tests/ under coverage.py, subprocesses (nox runs of the
     engine) included; the report covers ci/."""
     install(session, root, ["suite-tests"])
-    env = {"COVERAGE_RCFILE": str(root / "pyproject.toml"), "COVERAGE_PROCESS_START": str(root / "pyproject.toml")}
+    data = root / "reports" / "suite-tests"
+    data.mkdir(parents=True, exist_ok=True)
+    rcfile = str(root / "pyproject.toml")
+    env = {"COVERAGE_RCFILE": rcfile, "COVERAGE_PROCESS_START": rcfile, "COVERAGE_FILE": str(data / ".coverage")}
     session.run("coverage", "erase", env=env)
     session.run("coverage", "run", "-m", "pytest", "tests", *session.posargs, env=env)
     session.run("coverage", "combine", "--quiet", env=env, success_codes=[0, 1])
-    session.run("coverage", "report", env=env)
+    session.run("coverage", "report", "--skip-covered", "--sort=cover", env=env)
+    session.run("coverage", "json", "-o", str(data / "coverage.json"), "--quiet", env=env)

@@ -530,9 +530,18 @@ def extension_lcov(ctx: Context, python: Path, profiles: Path, work: Path, major
     return proc.stdout
 
 
-def run(ctx: Context) -> None:
+@dataclass(frozen=True)
+class Tools:
+    """What the session found before measuring: LLVM's major version and cargo-tarpaulin."""
+
+    llvm_major: int
+    tarpaulin: Path
+    tarpaulin_origin: str
+
+
+def find_tools(ctx: Context, env: Mapping[str, str]) -> Tools:
+    """Everything the session needs, checked before anything is built."""
     cfg = ctx.config
-    env = ctx.env()
     if ctx.tool_bin is None:
         raise SuiteError("the coverage session needs its venv (pytest, coverage.py): run it through nox")
     check_version_pin(cfg.coverage.tarpaulin_version)
@@ -547,23 +556,33 @@ def run(ctx: Context) -> None:
     with ctx.console.step("find cargo-tarpaulin"):
         tarpaulin, origin = ensure_tarpaulin(ctx, cargo_exe, cfg.coverage.tarpaulin_version)
         ctx.console.say(f"cargo-tarpaulin {cfg.coverage.tarpaulin_version}: {tarpaulin} ({origin})")
+    return Tools(major, tarpaulin, origin)
 
-    work = cfg.work_dir(SESSION)
-    target = work / "cargo"
-    work.mkdir(parents=True, exist_ok=True)
 
-    # 1. Rust tests under tarpaulin.
-    workspace_hits = run_tarpaulin(ctx, tarpaulin, target, work / "tarpaulin")
-
-    # 2. The extension, instrumented, into the session venv.
+def install_instrumented_extension(ctx: Context, work: Path, target: Path, tarpaulin: Path) -> Path:
+    """The extension, instrumented, installed into the session venv; that venv's python."""
     wheel = build_instrumented_wheel(ctx, work, target, tarpaulin_rustflags(ctx, tarpaulin))
     python = Path(ctx.tool("python"))
     venvs.install(
-        ctx, python, venvs.test_requirements(ctx), wheel=wheel, distribution=cfg.distribution,
+        ctx, python, venvs.test_requirements(ctx), wheel=wheel, distribution=ctx.config.distribution,
         title=f"install {wheel.name} into the session venv",
     )
+    return python
 
-    # 3. One pytest run: coverage.py for Python, LLVM profiles for Rust.
+
+@dataclass(frozen=True)
+class PytestRun:
+    """Where the pytest run left coverage.py's data and the extension's LLVM profiles."""
+
+    coverage: list[str]  # python -m coverage
+    rcfile: Path
+    data_dir: Path
+    profiles: Path
+
+
+def run_pytest(ctx: Context, python: Path, work: Path) -> PytestRun:
+    """One pytest run: coverage.py for Python, LLVM profiles for Rust."""
+    cfg = ctx.config
     py_work = clean_dir(work / "python")
     profiles = clean_dir(work / "profraw")
     rc = work / "coveragerc"
@@ -578,72 +597,116 @@ def run(ctx: Context) -> None:
         env=ctx.env(LLVM_PROFILE_FILE=str(profiles / f"{cfg.import_name}-%p-%m.profraw")),
         title="pytest under coverage.py, extension writing LLVM profiles",
     )
+    return PytestRun(coverage, rc, py_work, profiles)
 
-    out = cfg.root / OUTPUT_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    with staging_dir(out, ".staging") as staging:
-        # Python reports (run from the root: the [paths] mapping is repo-relative).
-        pydir = staging / "python"
-        pydir.mkdir()
-        ctx.console.run([*coverage, "combine", f"--rcfile={rc}"], cwd=cfg.root, env=env, title="coverage combine")
-        for args, title in (
-            (["xml", "-o", str(pydir / "coverage.xml")], "coverage xml"),
-            (["lcov", "-o", str(pydir / "lcov.info")], "coverage lcov"),
-            (["html", "-d", str(pydir / "html")], "coverage html"),
-            (["json", "-o", str(py_work / "coverage.json")], "coverage json"),
-            (["report"], "coverage report"),
-        ):
-            ctx.console.run([*coverage, *args, f"--rcfile={rc}"], cwd=cfg.root, env=env, title=title)
-        py_totals, py_files = python_totals(py_work / "coverage.json")
 
-        # Rust: merge the extension's hits into tarpaulin's report.
-        ext_hits = parse_lcov(
-            extension_lcov(ctx, python, profiles, work, major), ctx.root,
-            exclude=[cfg.workspace / "target", target],
-        )
-        rust = merge_extension(workspace_hits, ext_hits)
-        if not totals(rust).lines:
-            raise SuiteError("the Rust coverage report has no lines: tarpaulin and llvm-cov measured nothing")
-        rdir = staging / "rust"
-        (rdir / "parts").mkdir(parents=True)
-        (rdir / "lcov.info").write_text(render_lcov(rust, "rust"), encoding="utf-8")
-        (rdir / "parts" / "tarpaulin.lcov").write_text(render_lcov(workspace_hits, "tarpaulin"), encoding="utf-8")
-        (rdir / "parts" / "extension-pytest.lcov").write_text(render_lcov(ext_hits, "pytest"), encoding="utf-8")
-        ctx.console.run(
-            [ctx.tool("lcov_cobertura", hint="from the 'coverage' dependency group"),
-             str(rdir / "lcov.info"), "--base-dir", str(cfg.root), "--output", str(rdir / "cobertura.xml")],
-            cwd=cfg.root, env=env, title="lcov_cobertura (Rust Cobertura XML)",
-        )
-        if not (rdir / "cobertura.xml").is_file():
-            raise SuiteError("lcov_cobertura wrote no Rust Cobertura XML")
-        (rdir / "html").mkdir()
-        ctx.console.run(
-            [ctx.tool("pycobertura", hint="from the 'coverage' dependency group"),
-             "show", "--format", "html", "--source", str(cfg.root),
-             "--output", str(rdir / "html" / "index.html"), str(rdir / "cobertura.xml")],
-            cwd=cfg.root, env=env, title="pycobertura (Rust HTML)",
-        )
-        measured = Measured(rust, {"workspace": workspace_hits, "extension": ext_hits}, py_totals, py_files)
-        summary = summary_markdown(ctx, measured)
-        (staging / "summary.md").write_text(summary, encoding="utf-8")
-        publish_reports(staging, out)
+def python_reports(
+    ctx: Context, pytest_run: PytestRun, pydir: Path, env: Mapping[str, str]
+) -> tuple[Totals, list[tuple[str, Totals]]]:
+    """coverage.py's reports into ``pydir`` (run from the root: the [paths] mapping is repo-relative)."""
+    root = ctx.config.root
+    pydir.mkdir()
+    rc = f"--rcfile={pytest_run.rcfile}"
+    ctx.console.run([*pytest_run.coverage, "combine", rc], cwd=root, env=env, title="coverage combine")
+    for args, title in (
+        (["xml", "-o", str(pydir / "coverage.xml")], "coverage xml"),
+        (["lcov", "-o", str(pydir / "lcov.info")], "coverage lcov"),
+        (["html", "-d", str(pydir / "html")], "coverage html"),
+        (["json", "-o", str(pytest_run.data_dir / "coverage.json")], "coverage json"),
+        (["report"], "coverage report"),
+    ):
+        ctx.console.run([*pytest_run.coverage, *args, rc], cwd=root, env=env, title=title)
+    return python_totals(pytest_run.data_dir / "coverage.json")
 
+
+def merged_rust_hits(ctx: Context, workspace_hits: LineHits, ext_lcov: str, target: Path) -> tuple[LineHits, LineHits]:
+    """(tarpaulin's report with the extension's hits merged in, the extension's hits)."""
+    ext_hits = parse_lcov(ext_lcov, ctx.root, exclude=[ctx.config.workspace / "target", target])
+    rust = merge_extension(workspace_hits, ext_hits)
+    if not totals(rust).lines:
+        raise SuiteError("the Rust coverage report has no lines: tarpaulin and llvm-cov measured nothing")
+    return rust, ext_hits
+
+
+def rust_reports(ctx: Context, m: Measured, rdir: Path, env: Mapping[str, str]) -> None:
+    """LCOV (merged, and its two parts), Cobertura XML and HTML of the Rust coverage into ``rdir``."""
+    root = ctx.config.root
+    (rdir / "parts").mkdir(parents=True)
+    (rdir / "lcov.info").write_text(render_lcov(m.rust, "rust"), encoding="utf-8")
+    (rdir / "parts" / "tarpaulin.lcov").write_text(render_lcov(m.rust_parts["workspace"], "tarpaulin"),
+                                                   encoding="utf-8")
+    (rdir / "parts" / "extension-pytest.lcov").write_text(render_lcov(m.rust_parts["extension"], "pytest"),
+                                                          encoding="utf-8")
+    ctx.console.run(
+        [ctx.tool("lcov_cobertura", hint="from the 'coverage' dependency group"),
+         str(rdir / "lcov.info"), "--base-dir", str(root), "--output", str(rdir / "cobertura.xml")],
+        cwd=root, env=env, title="lcov_cobertura (Rust Cobertura XML)",
+    )
+    if not (rdir / "cobertura.xml").is_file():
+        raise SuiteError("lcov_cobertura wrote no Rust Cobertura XML")
+    (rdir / "html").mkdir()
+    ctx.console.run(
+        [ctx.tool("pycobertura", hint="from the 'coverage' dependency group"),
+         "show", "--format", "html", "--source", str(root),
+         "--output", str(rdir / "html" / "index.html"), str(rdir / "cobertura.xml")],
+        cwd=root, env=env, title="pycobertura (Rust HTML)",
+    )
+
+
+def show_summary(ctx: Context, summary: str, env: Mapping[str, str]) -> None:
+    """The Markdown summary on the console, and in GitHub's step summary when there is one."""
     ctx.console.say(summary)
     step_summary = env.get("GITHUB_STEP_SUMMARY")
     if ctx.console.github and step_summary:
         with open(step_summary, "a", encoding="utf-8") as f:
             f.write(summary + "\n")
-    rust_t = totals(rust)
+
+
+def summary_rows(ctx: Context, m: Measured, tools: Tools, out: Path) -> list[tuple[str, str]]:
+    cfg = ctx.config
     crate = cfg.python_crate.relative_to(cfg.root).as_posix() + "/"
-    ctx.console.summary(SESSION, [
-        ("Rust", f"{rust_t.text()}, floor {cfg.coverage.rust_floor:.2f}%"),
-        ("  tarpaulin alone", totals(workspace_hits).text()),
-        ("  PyO3 crate", f"{totals(rust, crate).text()} (reached from pytest)"),
-        ("Python", f"{py_totals.text()}, floor {cfg.coverage.python_floor:.2f}%"),
-        ("cargo-tarpaulin", f"{cfg.coverage.tarpaulin_version} ({origin}: {tarpaulin})"),
+    return [
+        ("Rust", f"{totals(m.rust).text()}, floor {cfg.coverage.rust_floor:.2f}%"),
+        ("  tarpaulin alone", totals(m.rust_parts["workspace"]).text()),
+        ("  PyO3 crate", f"{totals(m.rust, crate).text()} (reached from pytest)"),
+        ("Python", f"{m.python.text()}, floor {cfg.coverage.python_floor:.2f}%"),
+        ("cargo-tarpaulin", f"{cfg.coverage.tarpaulin_version} ({tools.tarpaulin_origin}: {tools.tarpaulin})"),
         ("reports", f"{out}/{{rust,python}}/{{lcov.info,*.xml,html/}}, {out / 'summary.md'}"),
-    ])
+    ]
+
+
+def run(ctx: Context) -> None:
+    cfg = ctx.config
+    env = ctx.env()
+    tools = find_tools(ctx, env)
+
+    work = cfg.work_dir(SESSION)
+    target = work / "cargo"
+    work.mkdir(parents=True, exist_ok=True)
+
+    # 1. Rust tests under tarpaulin.
+    workspace_hits = run_tarpaulin(ctx, tools.tarpaulin, target, work / "tarpaulin")
+    # 2. The extension, instrumented, into the session venv.
+    python = install_instrumented_extension(ctx, work, target, tools.tarpaulin)
+    # 3. One pytest run: coverage.py for Python, LLVM profiles for Rust.
+    pytest_run = run_pytest(ctx, python, work)
+
+    out = cfg.root / OUTPUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    with staging_dir(out, ".staging") as staging:
+        py_totals, py_files = python_reports(ctx, pytest_run, staging / "python", env)
+        # Rust: merge the extension's hits into tarpaulin's report.
+        ext_lcov = extension_lcov(ctx, python, pytest_run.profiles, work, tools.llvm_major)
+        rust, ext_hits = merged_rust_hits(ctx, workspace_hits, ext_lcov, target)
+        measured = Measured(rust, {"workspace": workspace_hits, "extension": ext_hits}, py_totals, py_files)
+        rust_reports(ctx, measured, staging / "rust", env)
+        summary = summary_markdown(ctx, measured)
+        (staging / "summary.md").write_text(summary, encoding="utf-8")
+        publish_reports(staging, out)
+
+    show_summary(ctx, summary, env)
+    ctx.console.summary(SESSION, summary_rows(ctx, measured, tools, out))
     check_floors([
-        ("Rust", rust_t, cfg.coverage.rust_floor, "tool.maturin-suite.coverage.rust-floor"),
+        ("Rust", totals(rust), cfg.coverage.rust_floor, "tool.maturin-suite.coverage.rust-floor"),
         ("Python", py_totals, cfg.coverage.python_floor, "tool.maturin-suite.coverage.python-floor"),
     ])

@@ -10,18 +10,18 @@ from typing import Any
 
 from ci.blocks.workflows import (
     WORKFLOWS_DIR,
+    Parity,
     check_hardening,
     check_parity,
     load_workflows,
     nox_lister,
     workflow_files,
-    yaml_loader_in,
 )
 from ci.core.context import Context
 from ci.core.errors import CheckFailed
 
-ZIZMOR_HINT = "pip install zizmor (it is in the 'lint' dependency group)"
-SCHEMA_HINT = "pip install check-jsonschema (it is in the 'lint' dependency group)"
+ZIZMOR_HINT = "pip install zizmor (it is in the 'lint-workflows' dependency group)"
+SCHEMA_HINT = "pip install check-jsonschema (it is in the 'lint-workflows' dependency group)"
 
 
 def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
@@ -48,6 +48,26 @@ def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
     return len(findings)
 
 
+def parity_and_hardening(ctx: Context, files: list[Path]) -> tuple[Parity, list[str]]:
+    """Parse the workflows (PyYAML) and check parity and hardening."""
+    with ctx.console.step("parity: jobs run only set-up steps and the noxfile's sessions"):
+        workflows = load_workflows(ctx.root)
+        parity = check_parity(workflows, nox_lister(ctx.root))
+        hardening = [str(p) for f in files
+                     for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"))]
+        for run in parity.runs:
+            how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
+            extra = f" -- {' '.join(run.posargs)}" if run.posargs else ""
+            ctx.console.say(f"  {run.workflow} {run.job}: {', '.join(run.sessions) or '(none)'}{extra} ({how})")
+    return parity, hardening
+
+
+def write_parity_report(path: Path, parity: Parity, problems: list[str]) -> None:
+    path.write_text(
+        "".join(f"{r.workflow}\t{r.job}\t{' '.join(r.sessions)}\t{' '.join(r.posargs)}\n" for r in parity.runs)
+        + "".join(f"PROBLEM\t{p}\n" for p in problems), encoding="utf-8")
+
+
 def run(ctx: Context) -> None:
     root = ctx.root
     files = workflow_files(root)
@@ -56,46 +76,27 @@ def run(ctx: Context) -> None:
                           hint="the suite's workflows are .github/workflows/ci.yml and release.yml")
     report_dir = ctx.config.report_dir("lint-workflows")
     report_dir.mkdir(parents=True, exist_ok=True)
-    folder = root / WORKFLOWS_DIR
-
-    findings = run_zizmor(ctx, folder, report_dir / "zizmor.json")
-
+    findings = run_zizmor(ctx, root / WORKFLOWS_DIR, report_dir / "zizmor.json")
     schema = ctx.tool("check-jsonschema", hint=SCHEMA_HINT)
     schema_proc = ctx.console.run(
         [schema, "--builtin-schema", "vendor.github-workflows", *files], cwd=root, env=ctx.env(),
         title="check-jsonschema --builtin-schema vendor.github-workflows", check=False)
-
-    with ctx.console.step("parity: jobs run only set-up steps and the noxfile's sessions"):
-        python = ctx.tool("python", hint="the lint venv's Python (PyYAML comes from the 'lint' group)")
-        workflows = load_workflows(root, yaml_loader_in(python))
-        parity = check_parity(workflows, nox_lister(root))
-        hardening = [p for f in files for p in check_hardening(f.name, workflows[f.name],
-                                                                f.read_text(encoding="utf-8"))]
-        for run in parity.runs:
-            how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
-            extra = f" -- {' '.join(run.posargs)}" if run.posargs else ""
-            ctx.console.say(f"  {run.workflow} {run.job}: {', '.join(run.sessions) or '(none)'}{extra} ({how})")
-
-    problems = [str(p) for p in parity.problems + hardening]
-    (report_dir / "parity.txt").write_text(
-        "".join(f"{r.workflow}\t{r.job}\t{' '.join(r.sessions)}\t{' '.join(r.posargs)}\n" for r in parity.runs)
-        + "".join(f"PROBLEM\t{p}\n" for p in problems), encoding="utf-8")
+    parity, hardening = parity_and_hardening(ctx, files)
+    problems = [str(p) for p in parity.problems] + hardening
+    write_parity_report(report_dir / "parity.txt", parity, problems)
     ctx.console.summary("lint-workflows", [
         ("workflows", ", ".join(f.name for f in files)),
         ("zizmor --offline", f"{findings} findings (report: {report_dir / 'zizmor.json'})"),
         ("schema", "valid" if schema_proc.returncode == 0 else f"INVALID (exit {schema_proc.returncode})"),
-        ("parity", f"{len(parity.runs)} nox steps, "
-                   f"{sum(len(r.sessions) for r in parity.runs)} session runs, "
+        ("parity", f"{len(parity.runs)} nox steps, {sum(len(r.sessions) for r in parity.runs)} session runs, "
                    f"{len(parity.problems)} problems"),
         ("hardening", f"{len(hardening)} problems"),
         ("actionlint", "not run (cannot be installed offline; see README)"),
     ])
-    failures = []
-    if findings:
-        failures.append(f"zizmor reported {findings} finding(s)")
+    failures = [f"zizmor reported {findings} finding(s)"] if findings else []
     if schema_proc.returncode != 0:
         failures.append("a workflow does not match the GitHub workflow schema")
     failures += problems
     if failures:
         raise CheckFailed("workflow lint failed:\n  " + "\n  ".join(failures),
-                          hint="fix the workflows; the parity rules are in ci/workflows.py")
+                          hint="fix the workflows; the parity rules are in ci/blocks/workflows.py")

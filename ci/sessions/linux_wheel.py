@@ -312,15 +312,10 @@ def self_check(wheel: Path, cfg: SuiteConfig) -> list[str]:
     return problems
 
 
-def run(ctx: Context) -> None:
+def check_toolchain(ctx: Context, mode: Mode, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The "check the toolchain" step: what ``mode`` needs, or ToolMissing; summary rows (zig, patchelf)."""
     cfg = ctx.config
-    start = time.monotonic()
-    env = ctx.env()
-    toolchain.require_cargo(env)
-    mode = resolve_mode(cfg, env)
-    work = cfg.work_dir(SESSION)
-    target_dir = work / "cargo"
-    rows: list[tuple[str, str]] = [("mode", f"{mode.name} ({mode.reason})")]
+    rows: list[tuple[str, str]] = []
     with ctx.console.step("check the toolchain"):
         if cfg.gmp == "system":
             toolchain.require_native(cfg.native, env)
@@ -332,46 +327,87 @@ def run(ctx: Context) -> None:
             rows.append(("zig", require_zig(ctx)))
         if cfg.linux_wheel.bundled_libraries and mode.name != "container":
             rows.append(("patchelf", require_patchelf(ctx)))
+    return rows
+
+
+def prepare_target_dir(ctx: Context, env: Mapping[str, str], target_dir: Path) -> None:
+    """The GMP cache folder (``gmp = "static"``), and no cdylib left patched by an earlier repair."""
+    cfg = ctx.config
     if cfg.gmp == "static":
         cache = gmp_cache_dir(cfg, env)
         cache.mkdir(parents=True, exist_ok=True)
     removed = clean_patched_outputs(target_dir, lib_name(cfg))
     if removed:
         ctx.console.say(f"removed {len(removed)} cdylib(s) patched by an earlier repair (cargo relinks them)")
-    with artifacts.staging_dir(work, "staging") as staging:
-        build_start = time.time()
-        if mode.name == "container":
-            assert mode.engine is not None
-            version = ctx.console.run([maturin.maturin(ctx), "--version"], cwd=cfg.workspace,
-                                      env=env, capture=True, title="maturin version").stdout.split()[-1]
-            mounted = gmp_cache_dir(cfg, env) if cfg.gmp == "static" else None
-            ctx.console.run(container_command(mode.engine, cfg, staging, version, mounted), cwd=cfg.workspace,
-                            env=env, title=f"maturin build in {cfg.linux_wheel.container_image or 'manylinux'}")
-            built = maturin.only_file(staging, "*.whl", "wheel")
-        else:
-            built = maturin.build_wheel(
-                ctx, staging, profile="release", extra_args=maturin_args(cfg, mode),
-                env=build_env(ctx, mode, target_dir),
-                title=f"maturin build ({mode.name}, {cfg.linux_wheel.policy})",
-            )
-        if built.stat().st_size == 0:
-            raise CheckFailed(f"maturin left an empty {built.name}")
-        wheel = built.with_name(canonical_wheel_name(built.name))
-        if wheel != built:
-            built.rename(wheel)
-        with ctx.console.step("check the wheel before publishing it"):
-            problems = self_check(wheel, cfg)
-            if problems:
-                raise CheckFailed(f"{wheel.name} is not fit for dist/:\n  " + "\n  ".join(problems))
-        final = artifacts.publish(wheel, cfg.dist_dir)
+
+
+def build_in_container(ctx: Context, mode: Mode, staging: Path, env: dict[str, str]) -> Path:
+    """``container`` mode: maturin (of the host's version) builds the wheel inside the manylinux image."""
+    cfg = ctx.config
+    assert mode.engine is not None
+    version = ctx.console.run([maturin.maturin(ctx), "--version"], cwd=cfg.workspace,
+                              env=env, capture=True, title="maturin version").stdout.split()[-1]
+    mounted = gmp_cache_dir(cfg, env) if cfg.gmp == "static" else None
+    ctx.console.run(container_command(mode.engine, cfg, staging, version, mounted), cwd=cfg.workspace,
+                    env=env, title=f"maturin build in {cfg.linux_wheel.container_image or 'manylinux'}")
+    return maturin.only_file(staging, "*.whl", "wheel")
+
+
+def maturin_build(ctx: Context, mode: Mode, staging: Path, env: dict[str, str], target_dir: Path) -> Path:
+    """The wheel maturin wrote into ``staging``, built as ``mode`` says."""
+    if mode.name == "container":
+        return build_in_container(ctx, mode, staging, env)
+    cfg = ctx.config
+    return maturin.build_wheel(
+        ctx, staging, profile="release", extra_args=maturin_args(cfg, mode),
+        env=build_env(ctx, mode, target_dir),
+        title=f"maturin build ({mode.name}, {cfg.linux_wheel.policy})",
+    )
+
+
+def checked_wheel(ctx: Context, built: Path) -> Path:
+    """``built`` under its canonical name, once it passed :func:`self_check`."""
+    if built.stat().st_size == 0:
+        raise CheckFailed(f"maturin left an empty {built.name}")
+    wheel = built.with_name(canonical_wheel_name(built.name))
+    if wheel != built:
+        built.rename(wheel)
+    with ctx.console.step("check the wheel before publishing it"):
+        problems = self_check(wheel, ctx.config)
+        if problems:
+            raise CheckFailed(f"{wheel.name} is not fit for dist/:\n  " + "\n  ".join(problems))
+    return wheel
+
+
+def wheel_rows(ctx: Context, final: Path) -> list[tuple[str, str]]:
+    """Summary rows of the published wheel."""
+    cfg = ctx.config
     members = wheelcheck.read_members(final)
     bundled = wheelcheck.bundled_files(members, cfg.import_name)
-    rows += [
+    return [
         ("wheel", str(final)),
         ("version", ctx.project.version),
         ("size", f"{final.stat().st_size / 1024:.0f} KiB"),
         ("bundled", ", ".join(f"{wheelcheck.libs_dir(cfg.import_name)}/{b}" for b in bundled) or "nothing"),
     ]
+
+
+def run(ctx: Context) -> None:
+    cfg = ctx.config
+    start = time.monotonic()
+    env = ctx.env()
+    toolchain.require_cargo(env)
+    mode = resolve_mode(cfg, env)
+    work = cfg.work_dir(SESSION)
+    target_dir = work / "cargo"
+    rows: list[tuple[str, str]] = [("mode", f"{mode.name} ({mode.reason})")]
+    rows += check_toolchain(ctx, mode, env)
+    prepare_target_dir(ctx, env, target_dir)
+    with artifacts.staging_dir(work, "staging") as staging:
+        build_start = time.time()
+        wheel = checked_wheel(ctx, maturin_build(ctx, mode, staging, env, target_dir))
+        final = artifacts.publish(wheel, cfg.dist_dir)
+    rows += wheel_rows(ctx, final)
     if cfg.gmp == "static" and mode.name != "container":
         rows.append(("GMP", f"{gmp_build_state(target_dir, build_start)}; cache {gmp_cache_dir(cfg, env)}"))
     rows.append(("wall time", f"{time.monotonic() - start:.1f}s"))

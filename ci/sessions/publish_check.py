@@ -30,11 +30,8 @@ Rules
 
 from __future__ import annotations
 
-import base64
-import csv
 import email.parser
 import hashlib
-import io
 import json
 import os
 import re
@@ -45,6 +42,9 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
+from packaging.tags import Tag
 
 from ci.blocks import pe as dll
 from ci.blocks import sdists as sdist
@@ -132,7 +132,7 @@ def project_versions(project: Project, env: Mapping[str, str]) -> Versions:
                     pyproject=normalize(pyproject) if pyproject else None, tag=git_tag(cfg.root, env))
 
 
-def wheel_tags(name: str) -> tuple[str, str, frozenset]:
+def wheel_tags(name: str) -> tuple[str, str, frozenset[Tag]]:
     """(normalized name, version, tags) of a wheel file name."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -163,11 +163,11 @@ def metadata_of(members: Mapping[str, bytes], info: str) -> email.message.Messag
     return email.parser.BytesParser().parsebytes(members.get(f"{info}/METADATA", b""))
 
 
-def is_linux(tags: frozenset) -> bool:
+def is_linux(tags: frozenset[Tag]) -> bool:
     return any("linux" in t.platform for t in tags)
 
 
-def is_windows(tags: frozenset) -> bool:
+def is_windows(tags: frozenset[Tag]) -> bool:
     return any(t.platform.startswith("win") for t in tags)
 
 
@@ -179,26 +179,42 @@ def lowest_python_tag(cfg: SuiteConfig) -> str:
 # ----------------------------------------------------------- wheel rules
 
 
+# PEP 427: any hashlib algorithm except the broken md5 and sha1.
+WEAK_HASHES = frozenset({"md5", "sha1"})
+
+
+def record_entries(name: str, record: bytes) -> tuple[dict[str, RecordEntry], list[str]]:
+    """RECORD's entries by path (read with ``installer``) and its problems."""
+    entries: dict[str, RecordEntry] = {}
+    problems: list[str] = []
+    try:
+        for row in parse_record_file(record.decode("utf-8").splitlines()):
+            entry = RecordEntry.from_elements(*row)
+            algorithm = entry.hash_.name if entry.hash_ else None
+            if algorithm is not None and (algorithm in WEAK_HASHES or algorithm not in hashlib.algorithms_available):
+                problems.append(f"{entry.path}: hash algorithm {algorithm!r} is not allowed (PEP 427)")
+            entries[entry.path] = entry
+    except (UnicodeDecodeError, InvalidRecordEntry, ValueError) as e:
+        problems.append(f"RECORD is not a valid CSV of path,hash,size: {e}")
+    return entries, problems
+
+
 def record_findings(name: str, members: Mapping[str, bytes], info: str | None) -> list[Finding]:
-    """``zip``: RECORD lists every member with its sha256 and size."""
-    if info is None or f"{info}/RECORD" not in members:
+    """``zip``: RECORD lists every member with a valid hash (any PEP 427
+    algorithm) and its size; only RECORD itself may go unhashed."""
+    record = f"{info}/RECORD"
+    if info is None or record not in members:
         return [Finding(name, "zip", "fail", "no single .dist-info/RECORD")]
-    rows = list(csv.reader(io.StringIO(members[f"{info}/RECORD"].decode("utf-8", "replace"))))
-    listed: dict[str, tuple[str, str]] = {r[0]: (r[1], r[2]) for r in rows if r}
-    problems = []
+    listed, problems = record_entries(name, members[record])
     for member, data in members.items():
-        if member == f"{info}/RECORD":
+        entry = listed.get(member)
+        if member == record:
             continue
-        if member not in listed:
+        if entry is None:
             problems.append(f"{member} is not in RECORD")
-            continue
-        digest, size = listed[member]
-        want = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        if digest != want or (size and int(size) != len(data)):
+        elif entry.hash_ is None or not entry.validate(data):
             problems.append(f"{member}: hash/size differ from RECORD")
-    for member in listed:
-        if member not in members:
-            problems.append(f"RECORD lists {member}, which is not in the wheel")
+    problems += [f"RECORD lists {m}, which is not in the wheel" for m in listed if m not in members]
     if problems:
         return [Finding(name, "zip", "fail", "; ".join(problems[:5]))]
     return [Finding(name, "zip", "pass", f"{len(members)} members, RECORD matches")]
@@ -219,7 +235,7 @@ def version_findings(name: str, file_version: str, meta_version: str | None, v: 
     return [Finding(name, "version", "pass", f"{v.expected} ({', '.join(stated)})")]
 
 
-def tag_findings(cfg: SuiteConfig, name: str, tags: frozenset, members: Mapping[str, bytes],
+def tag_findings(cfg: SuiteConfig, name: str, tags: frozenset[Tag], members: Mapping[str, bytes],
                  info: str | None) -> list[Finding]:
     problems = []
     want_py = lowest_python_tag(cfg)
@@ -326,7 +342,7 @@ def twine_findings(ctx: Context, path: Path, work: Path) -> list[Finding]:
     return [Finding(path.name, "twine", "pass")]
 
 
-def abi3audit_findings(ctx: Context, path: Path, tags: frozenset, work: Path) -> list[Finding]:
+def abi3audit_findings(ctx: Context, path: Path, tags: frozenset[Tag], work: Path) -> list[Finding]:
     if not any(t.abi == "abi3" for t in tags):
         return [Finding(path.name, "abi3audit", "n/a", "not an abi3 wheel (see 'tags')")]
     proc = tool_run(ctx, [ctx.tool("abi3audit"), "--strict", "--report", str(path)], work)
@@ -371,7 +387,7 @@ def newer_symbols(report: Mapping[str, object], glibc: tuple[int, int]) -> list[
     return out
 
 
-def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozenset, work: Path) -> list[Finding]:
+def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozenset[Tag], work: Path) -> list[Finding]:
     proc = tool_run(ctx, [ctx.tool("auditwheel"), "show", "--json", str(path)], work)
     try:
         report = json.loads(proc.stdout)
@@ -502,7 +518,7 @@ def sdist_findings(ctx: Context, path: Path, versions: Versions, work: Path, bui
 # ----------------------------------------------------------------- smoke
 
 
-def runnable_here(tags: frozenset, version: str) -> bool:
+def runnable_here(tags: frozenset[Tag], version: str) -> bool:
     """True when CPython ``version`` on this machine can install a wheel with ``tags``."""
     from packaging import tags as ptags
 
@@ -545,7 +561,7 @@ def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: st
         python = venvs.ensure_venv(ctx, tmp / "venv", interp.path)
         env = ctx.env(PIP_NO_INDEX="1", UV_OFFLINE="1")
         env.pop("PYTHONPATH", None)
-        uv = shutil.which("uv", path=env.get("PATH"))
+        uv = venvs.find_uv(env)
         install = ([uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
                    if uv else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)])
         proc = subprocess.run(install, cwd=tmp, env=env, capture_output=True, text=True, check=False)

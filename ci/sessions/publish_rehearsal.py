@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -260,7 +259,7 @@ def install_from_index(ctx: Context, python: Path, index: Index, release: Releas
     cache, no building from source."""
     requirement = f"{release.name}=={release.version}"
     env = install_env(ctx)
-    uv = shutil.which("uv", path=env.get("PATH"))
+    uv = venvs.find_uv(env)
     if uv:
         cmd = [uv, "pip", "install", "--python", str(python), "--no-cache", "--index-url",
                index.simple, "--only-binary", ":all:", "--reinstall", requirement]

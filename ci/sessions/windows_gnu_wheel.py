@@ -214,15 +214,20 @@ def wine_shims(ctx: Context, env: Mapping[str, str], dest: Path) -> list[str]:
 TEST_RESULT = re.compile(r"test result: (\w+)\. (\d+) passed; (\d+) failed")
 
 
-def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: Path, work: Path) -> WineResult:
+def wine_runner(env: Mapping[str, str]) -> list[str]:
+    """The command prefix that runs a Windows program here: none on Windows, wine (under timeout) elsewhere."""
+    if os.name == "nt":
+        return []
+    wine = _which("wine", env)
+    if wine is None:
+        raise ToolMissing("wine is not installed", hint=setup_hint([], wine=True))
+    # A hung wine must not hang CI: coreutils' timeout ends the test run.
+    return [_which("timeout", env) or "timeout", "900", wine]
+
+
+def build_test_executables(ctx: Context, route: RustRoute, env: dict[str, str]) -> list[Path]:
+    """``cargo test --no-run`` of windows-wheel.test-crates for the target; the test binaries it built."""
     cfg = ctx.config
-    runner: list[str] = []
-    if os.name != "nt":
-        wine = _which("wine", env)
-        if wine is None:
-            raise ToolMissing("wine is not installed", hint=setup_hint([], wine=True))
-        # A hung wine must not hang CI: coreutils' timeout ends the test run.
-        runner = [_which("timeout", env) or "timeout", "900", wine]
     packages = [a for c in cfg.windows_wheel.test_crates for a in ("-p", c)]
     proc = ctx.console.run(
         [route.cargo, "test", "--no-run", "--release", "--locked", *packages, *cargo_flags(cfg, route),
@@ -239,12 +244,19 @@ def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: P
             exes.append(Path(msg["executable"]))
     if not exes:
         raise SuiteError(f"cargo built no test executable for {', '.join(cfg.windows_wheel.test_crates)}")
-    run_dir = work / "wine-run"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    dlls = wheel_dlls(wheel, run_dir)
-    shims = wine_shims(ctx, env, run_dir) if runner else []
+    return exes
+
+
+def empty_dir(path: Path) -> Path:
+    """An empty ``path`` (a folder this session owns)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def wine_env(cfg: SuiteConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for the test binaries: a wine prefix of the suite's, quiet, no display."""
     wenv = dict(env)
     wenv.update(
         WINEPREFIX=str(cache_root(cfg, env).parent / "wineprefix"),
@@ -253,34 +265,69 @@ def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: P
         WINEPATH="",
     )
     wenv.pop("DISPLAY", None)
+    return wenv
+
+
+def check_test_imports(exe: Path, local: Path, dlls: Sequence[str]) -> None:
+    """The test binary must need nothing beyond the wheel's DLLs and Windows."""
+    image = pe.read_pe(exe.name, local.read_bytes())
+    system = pe.system_dlls(image.machine)
+    extra = [i for i in image.imports if i.lower() not in system and not pe.API_SET.fullmatch(i.lower())
+             and i.lower() not in {d.lower() for d in dlls}]
+    if extra:
+        raise CheckFailed(f"{exe.name} imports {', '.join(extra)}, which the wheel does not bundle")
+
+
+@dataclass(frozen=True)
+class BinaryRun:
+    """One test binary's counts, and what to call it when it failed."""
+
+    passed: int
+    failed: int
+    failure: str | None
+
+
+def run_test_binary(ctx: Context, exe: Path, runner: Sequence[str], run_dir: Path, wenv: dict[str, str],
+                    dlls: Sequence[str]) -> BinaryRun:
+    """Copy ``exe`` next to the wheel's DLLs, check its imports, run it (under wine)."""
+    local = run_dir / exe.name
+    shutil.copyfile(exe, local)
+    check_test_imports(exe, local, dlls)
+    result = ctx.console.run([*runner, str(local)], cwd=run_dir, env=wenv,
+                             title=f"{'wine ' if runner else ''}{exe.name}", capture=True, check=False)
+    output = (result.stdout or "") + (result.stderr or "")
+    ctx.console.say(output.strip()[-3000:])
+    counts = TEST_RESULT.findall(output)
+    failure = f"{exe.name} (exit {result.returncode})" if result.returncode != 0 or not counts else None
+    return BinaryRun(sum(int(p) for _, p, _ in counts), sum(int(f) for _, _, f in counts), failure)
+
+
+def stop_wineserver(env: Mapping[str, str], wenv: dict[str, str]) -> None:
+    """Stop the wineserver this run started for its prefix (it lingers otherwise)."""
+    wineserver = _which("wineserver", env)
+    if wineserver:
+        subprocess.run([wineserver, "-k"], env=wenv, capture_output=True, check=False)
+
+
+def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: Path, work: Path) -> WineResult:
+    runner = wine_runner(env)
+    exes = build_test_executables(ctx, route, env)
+    run_dir = empty_dir(work / "wine-run")
+    dlls = wheel_dlls(wheel, run_dir)
+    shims = wine_shims(ctx, env, run_dir) if runner else []
+    wenv = wine_env(ctx.config, env)
     passed = failed = 0
-    failures = []
+    failing = []
     for exe in exes:
-        local = run_dir / exe.name
-        shutil.copyfile(exe, local)
-        # The test binary must need nothing beyond the wheel's DLLs and Windows.
-        image = pe.read_pe(exe.name, local.read_bytes())
-        system = pe.system_dlls(image.machine)
-        extra = [i for i in image.imports if i.lower() not in system and not pe.API_SET.fullmatch(i.lower())
-                 and i.lower() not in {d.lower() for d in dlls}]
-        if extra:
-            raise CheckFailed(f"{exe.name} imports {', '.join(extra)}, which the wheel does not bundle")
-        result = ctx.console.run([*runner, str(local)], cwd=run_dir, env=wenv,
-                                 title=f"{'wine ' if runner else ''}{exe.name}", capture=True, check=False)
-        output = (result.stdout or "") + (result.stderr or "")
-        ctx.console.say(output.strip()[-3000:])
-        counts = TEST_RESULT.findall(output)
-        passed += sum(int(p) for _, p, _ in counts)
-        failed += sum(int(f) for _, _, f in counts)
-        if result.returncode != 0 or not counts:
-            failures.append(f"{exe.name} (exit {result.returncode})")
+        binary = run_test_binary(ctx, exe, runner, run_dir, wenv, dlls)
+        passed += binary.passed
+        failed += binary.failed
+        if binary.failure is not None:
+            failing.append(binary.failure)
     if runner:
-        # Stop the wineserver this run started for its prefix (it lingers otherwise).
-        wineserver = _which("wineserver", env)
-        if wineserver:
-            subprocess.run([wineserver, "-k"], env=wenv, capture_output=True, check=False)
-    if failures:
-        raise StepFailed(f"Rust tests failed under {'wine' if runner else 'Windows'}: {', '.join(failures)}", 1)
+        stop_wineserver(env, wenv)
+    if failing:
+        raise StepFailed(f"Rust tests failed under {'wine' if runner else 'Windows'}: {', '.join(failing)}", 1)
     note = f"with {', '.join(dlls) or 'no DLLs'} from the wheel"
     if shims:
         note += f" (+ wine stand-in {', '.join(shims)})"
@@ -327,6 +374,97 @@ def wine_mode(ctx: Context, args: set[str]) -> str:
     return "skip" if "--skip-wine" in args else mode
 
 
+def detect_route(ctx: Context, target: str, prefer: str, *, want_wine: bool) -> RustRoute:
+    """The "detect toolchain" step: the set-up checked (or installed with --setup), the route to build with."""
+    env0 = ctx.env()
+    with ctx.console.step("detect toolchain"):
+        gmp_cached = os.name == "nt" or any(
+            (d / GMP_MARKER).is_file() for d in cache_root(ctx.config, env0).glob("gmp-*"))
+        ensure_setup(ctx, target, need_gmp_build=not gmp_cached, want_wine=want_wine, prefer=prefer)
+        route = find_rust_route(target, ctx.env(), prefer)
+        assert route is not None  # ensure_setup raised otherwise
+        if os.name == "nt" and route.cross:
+            raise ToolMissing(
+                f"on Windows the build needs a Rust whose host is {target} (found {route.host})",
+                hint="MSYS2: pacman -S mingw-w64-x86_64-rust, or rustup default stable-x86_64-pc-windows-gnu; "
+                     "run nox from the MINGW64 shell with mingw-w64-x86_64-gcc, -gmp and -pkgconf installed",
+            )
+    return route
+
+
+def mingw_gmp(ctx: Context, route: RustRoute, work: Path) -> tuple[Path, tuple[str, str]]:
+    """The "MinGW GMP (cached)" step of a cross build: the GMP prefix, and its summary row."""
+    with ctx.console.step("MinGW GMP (cached)"):
+        start = time.monotonic()
+        gmp_prefix, built_now = ensure_mingw_gmp(ctx, route, build_env(ctx, route, work, None))
+        row = ("MinGW GMP", f"{'built' if built_now else 'reused'} {gmp_prefix} "
+               f"({mib(du(gmp_prefix))}, {time.monotonic() - start:.0f}s)")
+    return gmp_prefix, row
+
+
+def maturin_wheel(ctx: Context, route: RustRoute, env: dict[str, str], staging: Path) -> Path:
+    """The wheel as maturin builds it for the target (no DLL bundled yet)."""
+    return maturin.build_wheel(
+        ctx, staging / "built",
+        extra_args=["--locked", "--auditwheel", "skip", *cargo_flags(ctx.config, route)],
+        env=env, title=f"maturin build --target {ctx.config.windows_wheel.target} ({route.name})",
+    )
+
+
+def bundle_dlls(ctx: Context, route: RustRoute, env: dict[str, str], gmp_prefix: Path | None, wheel: Path,
+                staging: Path) -> tuple[Path, list[str]]:
+    """``wheel`` repaired by delvewheel, with the licences of the DLLs it bundled; and their names."""
+    search = dll_search_dirs(route, gmp_prefix, env)
+    delvewheel = ctx.tool("delvewheel", hint="delvewheel comes from the session venv (dependency group 'windows')")
+    ctx.console.run(
+        [delvewheel, "repair", "--add-path", os.pathsep.join(map(str, search)),
+         "-w", str(staging / "repaired"), str(wheel)],
+        cwd=staging, env=env, title="delvewheel repair (bundle the DLL closure)",
+    )
+    repaired = maturin.only_file(staging / "repaired", "*.whl", "wheel")
+    bundled = [PurePosixPath(n).name for n in zipfile.ZipFile(repaired).namelist() if n.lower().endswith(".dll")]
+    licences = licence_files_for(ctx.config, bundled)
+    return finish_wheel(ctx, repaired, licences, staging / "final"), bundled
+
+
+def check_wheel(ctx: Context, final: Path, env: dict[str, str], staging: Path) -> list[Finding]:
+    """The "check the wheel" step: ci.blocks.pe's rules and abi3audit, all passing, or CheckFailed."""
+    with ctx.console.step("check the wheel (ci.blocks.pe, abi3audit)"):
+        findings = pe.windows_wheel_findings(final, ctx.config)
+        for f in findings:
+            ctx.console.say(f.line())
+        abi3audit = shutil.which("abi3audit", path=env.get("PATH"))
+        if abi3audit:
+            proc = ctx.console.run([abi3audit, "--strict", "--report", str(final)], cwd=staging, env=env,
+                                   title="abi3audit", capture=True, check=False)
+            ctx.console.say((proc.stdout or "") + (proc.stderr or ""))
+            findings.append(Finding(final.name, "abi3audit", "pass" if proc.returncode == 0 else "fail",
+                                    "" if proc.returncode == 0 else "abi3audit reported violations"))
+        bad = failures(findings)
+        if bad:
+            raise CheckFailed("the Windows wheel failed its checks:\n" + "\n".join(f.line() for f in bad))
+    return findings
+
+
+def windows_tests(ctx: Context, mode: str, route: RustRoute, env: dict[str, str], published: Path,
+                  work: Path) -> tuple[str, str]:
+    """The Rust tests on Windows or under wine, as the wine mode says; their summary row."""
+    if mode == "skip":
+        return ("Rust tests on Windows", "skipped (wine-tests = skip / --skip-wine)")
+    if os.name != "nt" and not _which("wine", env):
+        if mode == "require":
+            raise ToolMissing("wine-tests = \"require\" but wine is not installed", hint=setup_hint([], wine=True))
+        row = ("Rust tests under wine", f"SKIPPED: wine not installed ({install_command(APT_WINE)}, or -- --setup)")
+        ctx.console.warn("wine is not installed: the Rust tests were not run for Windows")
+        return row
+    with ctx.console.step("Rust tests for Windows"):
+        start = time.monotonic()
+        result = run_wine_tests(ctx, route, env, published, work)
+    return ("Rust tests " + ("under wine" if os.name != "nt" else "on Windows"),
+            f"{result.passed} passed, {result.failed} failed in {result.binaries} binaries "
+            f"{result.note} ({time.monotonic() - start:.0f}s)")
+
+
 def run(ctx: Context) -> None:
     cfg = ctx.config
     args = parse_args(ctx)
@@ -336,84 +474,25 @@ def run(ctx: Context) -> None:
     rows: list[tuple[str, str]] = []
     mode = wine_mode(ctx, args)
     prefer = route_choice(ctx, args)
-    env0 = ctx.env()
 
-    with ctx.console.step("detect toolchain"):
-        gmp_cached = os.name == "nt" or any(
-            (d / GMP_MARKER).is_file() for d in cache_root(cfg, env0).glob("gmp-*"))
-        ensure_setup(ctx, target, need_gmp_build=not gmp_cached, want_wine=mode != "skip", prefer=prefer)
-        route = find_rust_route(target, ctx.env(), prefer)
-        assert route is not None  # ensure_setup raised otherwise
-        if os.name == "nt" and route.cross:
-            raise ToolMissing(
-                f"on Windows the build needs a Rust whose host is {target} (found {route.host})",
-                hint="MSYS2: pacman -S mingw-w64-x86_64-rust, or rustup default stable-x86_64-pc-windows-gnu; "
-                     "run nox from the MINGW64 shell with mingw-w64-x86_64-gcc, -gmp and -pkgconf installed",
-            )
-        rows.append(("route", f"{route.name}: rustc {route.version} ({route.rustc}), host {route.host}"))
-
+    route = detect_route(ctx, target, prefer, want_wine=mode != "skip")
+    rows.append(("route", f"{route.name}: rustc {route.version} ({route.rustc}), host {route.host}"))
     gmp_prefix = None
     if route.cross:
-        with ctx.console.step("MinGW GMP (cached)"):
-            start = time.monotonic()
-            gmp_prefix, built = ensure_mingw_gmp(ctx, route, build_env(ctx, route, work, None))
-            rows.append(("MinGW GMP", f"{'built' if built else 'reused'} {gmp_prefix} "
-                         f"({mib(du(gmp_prefix))}, {time.monotonic() - start:.0f}s)"))
+        gmp_prefix, gmp_row = mingw_gmp(ctx, route, work)
+        rows.append(gmp_row)
     env = build_env(ctx, route, work, gmp_prefix)
 
     with artifacts.staging_dir(work, "staging") as staging:
         start = time.monotonic()
-        built = maturin.build_wheel(
-            ctx, staging / "built",
-            extra_args=["--locked", "--auditwheel", "skip", *cargo_flags(cfg, route)],
-            env=env, title=f"maturin build --target {target} ({route.name})",
-        )
+        unrepaired = maturin_wheel(ctx, route, env, staging)
         rows.append(("cargo/maturin build", f"{time.monotonic() - start:.0f}s; target dir "
                      f"{mib(du(cargo_target_dir(work, route)))}"))
-        search = dll_search_dirs(route, gmp_prefix, env)
-        delvewheel = ctx.tool("delvewheel", hint="delvewheel comes from the session venv (dependency group 'windows')")
-        ctx.console.run(
-            [delvewheel, "repair", "--add-path", os.pathsep.join(map(str, search)),
-             "-w", str(staging / "repaired"), str(built)],
-            cwd=staging, env=env, title="delvewheel repair (bundle the DLL closure)",
-        )
-        repaired = maturin.only_file(staging / "repaired", "*.whl", "wheel")
-        bundled = [PurePosixPath(n).name for n in zipfile.ZipFile(repaired).namelist() if n.lower().endswith(".dll")]
-        licences = licence_files_for(cfg, bundled)
-        final = finish_wheel(ctx, repaired, licences, staging / "final")
-
-        with ctx.console.step("check the wheel (ci.blocks.pe, abi3audit)"):
-            findings = pe.windows_wheel_findings(final, cfg)
-            for f in findings:
-                ctx.console.say(f.line())
-            abi3audit = shutil.which("abi3audit", path=env.get("PATH"))
-            if abi3audit:
-                proc = ctx.console.run([abi3audit, "--strict", "--report", str(final)], cwd=staging, env=env,
-                                       title="abi3audit", capture=True, check=False)
-                ctx.console.say((proc.stdout or "") + (proc.stderr or ""))
-                findings.append(Finding(final.name, "abi3audit", "pass" if proc.returncode == 0 else "fail",
-                                               "" if proc.returncode == 0 else "abi3audit reported violations"))
-            bad = failures(findings)
-            if bad:
-                raise CheckFailed("the Windows wheel failed its checks:\n" + "\n".join(f.line() for f in bad))
+        final, bundled = bundle_dlls(ctx, route, env, gmp_prefix, unrepaired, staging)
+        findings = check_wheel(ctx, final, env, staging)
         published = artifacts.publish(final, cfg.dist_dir)
         rows.append(("wheel", f"{published} ({mib(published.stat().st_size)})"))
         rows.append(("bundled", ", ".join(bundled) or "nothing"))
         rows.append(("checks", f"{len(findings)} findings, all pass"))
-
-        if mode == "skip":
-            rows.append(("Rust tests on Windows", "skipped (wine-tests = skip / --skip-wine)"))
-        elif os.name != "nt" and not _which("wine", env):
-            if mode == "require":
-                raise ToolMissing("wine-tests = \"require\" but wine is not installed", hint=setup_hint([], wine=True))
-            rows.append(("Rust tests under wine", "SKIPPED: wine not installed "
-                         f"({install_command(APT_WINE)}, or -- --setup)"))
-            ctx.console.warn("wine is not installed: the Rust tests were not run for Windows")
-        else:
-            with ctx.console.step("Rust tests for Windows"):
-                start = time.monotonic()
-                result = run_wine_tests(ctx, route, env, published, work)
-            rows.append(("Rust tests " + ("under wine" if os.name != "nt" else "on Windows"),
-                         f"{result.passed} passed, {result.failed} failed in {result.binaries} binaries "
-                         f"{result.note} ({time.monotonic() - start:.0f}s)"))
+        rows.append(windows_tests(ctx, mode, route, env, published, work))
     ctx.console.summary(SESSION, rows)
