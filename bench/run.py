@@ -96,8 +96,8 @@ class Bench:
     def log(self, msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    def session(self, name: str, *, env: dict[str, str] | None = None) -> Callable[[], float]:
-        return lambda: sh([*self.nox, "-s", name], self.clone, {**self.env, **(env or {})})
+    def session(self, name: str, *args: str, env: dict[str, str] | None = None) -> Callable[[], float]:
+        return lambda: sh([*self.nox, "-s", name, *args], self.clone, {**self.env, **(env or {})})
 
     def edit(self) -> None:
         """A one-line change to a Rust source: a new constant each time."""
@@ -174,16 +174,15 @@ class Bench:
                     self.session("rust-tests"), raw, before=self.edit)
         if "python-tests" in sessions:
             venv = self.make_raw_venv(sys.executable, f"raw-{ONE_PYTHON}")
-            one = {"MATURIN_SUITE_PYTHONS": ONE_PYTHON}
             raw_cmd = "maturin develop && pytest (existing venv, one Python)"
             self.ab(Case(f"python-tests (Python {ONE_PYTHON})", "warm",
-                         session_cmd=f"MATURIN_SUITE_PYTHONS={ONE_PYTHON} nox -s python-tests",
+                         session_cmd=f"nox -s python-tests -p {ONE_PYTHON}",
                          raw_cmd=raw_cmd),
-                    self.session("python-tests", env=one), self.raw_python_tests(venv))
+                    self.session("python-tests", "-p", ONE_PYTHON), self.raw_python_tests(venv))
             self.ab(Case(f"python-tests (Python {ONE_PYTHON})", "edit",
-                         session_cmd=f"MATURIN_SUITE_PYTHONS={ONE_PYTHON} nox -s python-tests",
+                         session_cmd=f"nox -s python-tests -p {ONE_PYTHON}",
                          raw_cmd=raw_cmd),
-                    self.session("python-tests", env=one), self.raw_python_tests(venv),
+                    self.session("python-tests", "-p", ONE_PYTHON), self.raw_python_tests(venv),
                     before=self.edit)
             self.log("rerun python-tests (all Pythons, no change)")
             rerun = Case("python-tests (all Pythons)", "rerun", session_cmd="nox -s python-tests")

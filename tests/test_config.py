@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import dataclasses
-import json
 
 from ci.core.config import SCHEMA_FILE, SuiteConfig, load_config, parse_config, read_toml
 from ci.core.errors import ConfigError
