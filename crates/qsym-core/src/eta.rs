@@ -39,19 +39,29 @@ pub fn eta_quotient(factors: &[EtaFactor], order: usize) -> Series {
 /// = (q^2;q^2)^5 / ((q;q)^2 (q^4;q^4)^2).
 pub fn theta3(order: usize) -> Series {
     eta_quotient(
-        &[EtaFactor { m: 2, e: 5 }, EtaFactor { m: 1, e: -2 }, EtaFactor { m: 4, e: -2 }],
+        &[
+            EtaFactor { m: 2, e: 5 },
+            EtaFactor { m: 1, e: -2 },
+            EtaFactor { m: 4, e: -2 },
+        ],
         order,
     )
 }
 
 /// Jacobi's theta_4(q) = sum_{n in Z} (-1)^n q^(n^2) = (q;q)^2 / (q^2;q^2).
 pub fn theta4(order: usize) -> Series {
-    eta_quotient(&[EtaFactor { m: 1, e: 2 }, EtaFactor { m: 2, e: -1 }], order)
+    eta_quotient(
+        &[EtaFactor { m: 1, e: 2 }, EtaFactor { m: 2, e: -1 }],
+        order,
+    )
 }
 
 /// theta_2(q) / q^(1/4) = 2 sum_{n>=0} q^(n(n+1)) = 2 (q^4;q^4)^2 / (q^2;q^2).
 pub fn theta2_shifted(order: usize) -> Series {
-    let s = eta_quotient(&[EtaFactor { m: 4, e: 2 }, EtaFactor { m: 2, e: -1 }], order);
+    let s = eta_quotient(
+        &[EtaFactor { m: 4, e: 2 }, EtaFactor { m: 2, e: -1 }],
+        order,
+    );
     Series::from_coeffs(s.into_coeffs().into_iter().map(|c| c * 2).collect())
 }
 

@@ -32,6 +32,10 @@ pub fn gmp_version() -> String {
 mod tests {
     #[test]
     fn gmp_version_is_six_point_something() {
-        assert!(super::gmp_version().starts_with("6."), "{}", super::gmp_version());
+        assert!(
+            super::gmp_version().starts_with("6."),
+            "{}",
+            super::gmp_version()
+        );
     }
 }

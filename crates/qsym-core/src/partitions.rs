@@ -48,7 +48,9 @@ pub fn partition_counts(n: usize) -> Vec<Integer> {
 
 /// The number of partitions of `n`, exactly.
 pub fn partition_count(n: usize) -> Integer {
-    partition_counts(n).pop().expect("partition_counts returns n+1 values")
+    partition_counts(n)
+        .pop()
+        .expect("partition_counts returns n+1 values")
 }
 
 #[cfg(test)]

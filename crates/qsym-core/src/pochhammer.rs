@@ -13,7 +13,10 @@ pub struct Monomial {
 
 impl Monomial {
     pub fn new(coeff: impl Into<Integer>, power: usize) -> Self {
-        Monomial { coeff: coeff.into(), power }
+        Monomial {
+            coeff: coeff.into(),
+            power,
+        }
     }
 
     /// The monomial `q` itself.
@@ -43,7 +46,10 @@ pub fn qpochhammer(a: &Monomial, n: usize, order: usize) -> Series {
 
 /// `(a;q)_inf` modulo `q^order`; needs `a.power >= 1` for convergence.
 pub fn qpochhammer_inf(a: &Monomial, order: usize) -> Series {
-    assert!(a.power >= 1, "(a;q)_inf converges only for a = c*q^k with k >= 1");
+    assert!(
+        a.power >= 1,
+        "(a;q)_inf converges only for a = c*q^k with k >= 1"
+    );
     qpochhammer(a, order, order)
 }
 

@@ -38,7 +38,9 @@ pub struct Series {
 impl Series {
     /// The zero series modulo `q^order`.
     pub fn zero(order: usize) -> Self {
-        Series { coeffs: vec![Integer::new(); order] }
+        Series {
+            coeffs: vec![Integer::new(); order],
+        }
     }
 
     /// The series `1` modulo `q^order`.
@@ -57,7 +59,9 @@ impl Series {
 
     /// Builds a series from machine integers (for tests and small inputs).
     pub fn from_i64s(values: &[i64]) -> Self {
-        Series { coeffs: values.iter().map(|&v| Integer::from(v)).collect() }
+        Series {
+            coeffs: values.iter().map(|&v| Integer::from(v)).collect(),
+        }
     }
 
     /// The truncation order: coefficients of `q^0 .. q^(order-1)` are known.

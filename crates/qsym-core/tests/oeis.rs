@@ -5,16 +5,22 @@ use qsym_core::*;
 use rug::Integer;
 
 fn ints(s: &Series) -> Vec<i64> {
-    s.coeffs().iter().map(|c| c.to_i64().expect("small coefficient")).collect()
+    s.coeffs()
+        .iter()
+        .map(|c| c.to_i64().expect("small coefficient"))
+        .collect()
 }
 
 #[test]
 fn a000041_partition_numbers() {
     let expected: [i64; 30] = [
-        1, 1, 2, 3, 5, 7, 11, 15, 22, 30, 42, 56, 77, 101, 135, 176, 231, 297, 385, 490, 627,
-        792, 1002, 1255, 1575, 1958, 2436, 3010, 3718, 4565,
+        1, 1, 2, 3, 5, 7, 11, 15, 22, 30, 42, 56, 77, 101, 135, 176, 231, 297, 385, 490, 627, 792,
+        1002, 1255, 1575, 1958, 2436, 3010, 3718, 4565,
     ];
-    let got: Vec<i64> = partition_counts(29).iter().map(|c| c.to_i64().unwrap()).collect();
+    let got: Vec<i64> = partition_counts(29)
+        .iter()
+        .map(|c| c.to_i64().unwrap())
+        .collect();
     assert_eq!(got, expected);
 }
 
@@ -36,7 +42,17 @@ fn a010815_euler_pentagonal_theorem() {
     // (q;q)_inf
     let s = qpochhammer_inf(&Monomial::q(), 27);
     let mut expected = vec![0_i64; 27];
-    for (g, v) in [(0, 1), (1, -1), (2, -1), (5, 1), (7, 1), (12, -1), (15, -1), (22, 1), (26, 1)] {
+    for (g, v) in [
+        (0, 1),
+        (1, -1),
+        (2, -1),
+        (5, 1),
+        (7, 1),
+        (12, -1),
+        (15, -1),
+        (22, 1),
+        (26, 1),
+    ] {
         expected[g] = v;
     }
     assert_eq!(ints(&s), expected);
@@ -47,7 +63,15 @@ fn a010816_jacobi_cube() {
     // (q;q)_inf^3 = sum (-1)^n (2n+1) q^(n(n+1)/2)
     let s = eta_quotient(&[EtaFactor { m: 1, e: 3 }], 22);
     let mut expected = vec![0_i64; 22];
-    for (g, v) in [(0, 1), (1, -3), (3, 5), (6, -7), (10, 9), (15, -11), (21, 13)] {
+    for (g, v) in [
+        (0, 1),
+        (1, -3),
+        (3, 5),
+        (6, -7),
+        (10, 9),
+        (15, -11),
+        (21, 13),
+    ] {
         expected[g] = v;
     }
     assert_eq!(ints(&s), expected);
@@ -57,9 +81,9 @@ fn a010816_jacobi_cube() {
 fn a000594_ramanujan_tau() {
     // Delta = q (q;q)_inf^24, so tau(n+1) is the coefficient of q^n.
     let expected: [i64; 28] = [
-        1, -24, 252, -1472, 4830, -6048, -16744, 84480, -113643, -115920, 534612, -370944,
-        -577738, 401856, 1217160, 987136, -6905934, 2727432, 10661420, -7109760, -4219488,
-        -12830688, 18643272, 21288960, -25499225, 13865712, -73279080, 24647168,
+        1, -24, 252, -1472, 4830, -6048, -16744, 84480, -113643, -115920, 534612, -370944, -577738,
+        401856, 1217160, 987136, -6905934, 2727432, 10661420, -7109760, -4219488, -12830688,
+        18643272, 21288960, -25499225, 13865712, -73279080, 24647168,
     ];
     let s = eta_quotient(&[EtaFactor { m: 1, e: 24 }], expected.len());
     assert_eq!(ints(&s), expected);
@@ -68,8 +92,9 @@ fn a000594_ramanujan_tau() {
 #[test]
 fn a002865_partitions_without_ones() {
     // (q;q)_1 / (q;q)_inf = 1 / (q^2;q)_inf
-    let expected: [i64; 21] =
-        [1, 0, 1, 1, 2, 2, 4, 4, 7, 8, 12, 14, 21, 24, 34, 41, 55, 66, 88, 105, 137];
+    let expected: [i64; 21] = [
+        1, 0, 1, 1, 2, 2, 4, 4, 7, 8, 12, 14, 21, 24, 34, 41, 55, 66, 88, 105, 137,
+    ];
     let s = qpochhammer_ratio(&Monomial::q(), Some(1), expected.len());
     assert_eq!(ints(&s), expected);
 }
@@ -77,8 +102,9 @@ fn a002865_partitions_without_ones() {
 #[test]
 fn a000009_distinct_parts() {
     // (-q;q)_inf
-    let expected: [i64; 21] =
-        [1, 1, 1, 2, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 27, 32, 38, 46, 54, 64];
+    let expected: [i64; 21] = [
+        1, 1, 1, 2, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 27, 32, 38, 46, 54, 64,
+    ];
     let s = qpochhammer_inf(&Monomial::new(-1, 1), expected.len());
     assert_eq!(ints(&s), expected);
 }
@@ -99,7 +125,13 @@ fn a000122_theta3_and_a002448_theta4() {
     for i in 0..n {
         let r = (i as f64).sqrt() as usize;
         let square = r * r == i;
-        let want3 = if i == 0 { 1 } else if square { 2 } else { 0 };
+        let want3 = if i == 0 {
+            1
+        } else if square {
+            2
+        } else {
+            0
+        };
         let want4 = if square && r % 2 == 1 { -want3 } else { want3 };
         assert_eq!(t3[i], want3, "theta3 coefficient of q^{i}");
         assert_eq!(t4[i], want4, "theta4 coefficient of q^{i}");
@@ -108,8 +140,9 @@ fn a000122_theta3_and_a002448_theta4() {
 
 #[test]
 fn a004018_sums_of_two_squares() {
-    let expected: [i64; 26] =
-        [1, 4, 4, 0, 4, 8, 0, 0, 4, 4, 8, 0, 0, 8, 0, 0, 4, 8, 4, 0, 8, 0, 0, 0, 0, 12];
+    let expected: [i64; 26] = [
+        1, 4, 4, 0, 4, 8, 0, 0, 4, 4, 8, 0, 0, 8, 0, 0, 4, 8, 4, 0, 8, 0, 0, 0, 0, 12,
+    ];
     let t = theta3(expected.len());
     assert_eq!(ints(&t.pow(2).unwrap()), expected);
 }
