@@ -69,6 +69,17 @@ def test_missing_tools_name_the_exact_install_commands(tmp_path: Path) -> None:
     assert "-- --setup" in text
 
 
+@pytest.mark.parametrize("missing", [
+    [windows.Missing("a Rust", windows.APT_RUST, ("mingw-w64-x86_64-rust",))],
+    [windows.Missing("gcc", msys2=("mingw-w64-x86_64-gcc",))],
+    [],
+])
+def test_msys2_hint_names_every_package_whatever_is_missing(missing: list[windows.Missing]) -> None:
+    """The hint must not depend on which pieces this machine happened to lack."""
+    hint = windows.setup_hint(missing, wine=False)
+    assert f"pacman -S --needed {' '.join(sorted(windows.MSYS2_PACKAGES))}" in hint
+
+
 def fake_rust(folder: Path, host: str, sysroot: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "rustc").write_text(

@@ -186,12 +186,14 @@ def install_command(packages: Sequence[str]) -> str:
 
 def setup_hint(missing: Sequence[Missing], *, wine: bool) -> str:
     apt = sorted({p for m in missing for p in m.apt} | (set(APT_WINE) if wine else set()))
-    msys2 = sorted({p for m in missing for p in m.msys2})
+    # In MSYS2 the whole set is named, whatever this machine lacked: the
+    # native build needs all of it, and --needed skips what is installed.
+    msys2 = sorted(set(MSYS2_PACKAGES) | {p for m in missing for p in m.msys2})
     parts = []
     if apt:
         parts.append(f"Debian/Ubuntu (as root): {install_command(apt)} "
                      f"- or let the session do it: nox -s {SESSION} -- --setup")
-    parts.append(f"MSYS2 (MINGW64 shell): pacman -S --needed {' '.join(msys2 or MSYS2_PACKAGES)}")
+    parts.append(f"MSYS2 (MINGW64 shell): pacman -S --needed {' '.join(msys2)}")
     return "; ".join(parts)
 
 
