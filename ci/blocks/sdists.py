@@ -16,25 +16,17 @@ from pathlib import Path, PurePosixPath
 
 from ci.blocks import maturin
 from ci.core import artifacts
-from ci.core.config import SuiteConfig, read_toml
+from ci.core.config import SuiteConfig
 from ci.core.context import Context
+from ci.core.project import load_project
 
 
 def path_dependencies(cfg: SuiteConfig) -> list[Path]:
-    """Crate folders the python crate depends on by path (directly or through
-    ``workspace = true``), relative to the workspace root."""
-    manifest = read_toml(cfg.python_manifest)
-    ws = read_toml(cfg.workspace / "Cargo.toml").get("workspace", {}).get("dependencies", {})
-    found: list[Path] = []
-    for name, spec in manifest.get("dependencies", {}).items():
-        if isinstance(spec, dict) and spec.get("workspace"):
-            spec = ws.get(name, {})
-            base = cfg.workspace
-        else:
-            base = cfg.python_crate
-        if isinstance(spec, dict) and "path" in spec:
-            found.append((base / spec["path"]).resolve().relative_to(cfg.workspace))
-    return found
+    """Crate folders the python crate reaches through path dependencies
+    (cargo metadata, transitively), relative to the workspace root."""
+    project = load_project(cfg.root)
+    return [folder.relative_to(cfg.workspace) for folder in project.path_closure(project.python_crate)
+            if folder.is_relative_to(cfg.workspace)]
 
 
 def sdist_members(path: Path) -> list[PurePosixPath]:

@@ -41,6 +41,8 @@ class Crate:
     manifest: Path
     features: Mapping[str, tuple[str, ...]]
     dependencies: tuple[str, ...]
+    # Folders of the crates it depends on by path (absolute).
+    path_dependencies: tuple[Path, ...]
     lib_name: str | None
     kinds: frozenset[str]
 
@@ -77,6 +79,20 @@ class Project:
     def rust_crates(self) -> tuple[Crate, ...]:
         """Every member but the Python extension crate."""
         return tuple(c for c in self.members if c.manifest != self.python_crate.manifest)
+
+    def path_closure(self, crate: Crate) -> tuple[Path, ...]:
+        """Every crate folder ``crate`` reaches through path dependencies."""
+        seen: list[Path] = []
+        todo = list(crate.path_dependencies)
+        by_folder = {c.folder: c for c in self.members}
+        while todo:
+            folder = todo.pop(0)
+            if folder in seen:
+                continue
+            seen.append(folder)
+            if folder in by_folder:
+                todo += by_folder[folder].path_dependencies
+        return tuple(seen)
 
     @property
     def version(self) -> str:
@@ -121,6 +137,7 @@ def crates_of(metadata: Mapping[str, Any]) -> tuple[Crate, ...]:
             manifest=Path(p["manifest_path"]).resolve(),
             features={k: tuple(v) for k, v in p.get("features", {}).items()},
             dependencies=tuple(d["name"] for d in p.get("dependencies", [])),
+            path_dependencies=tuple(Path(d["path"]).resolve() for d in p.get("dependencies", []) if d.get("path")),
             lib_name=libs[0]["name"] if libs else None,
             kinds=frozenset(k for t in p["targets"] for k in t["kind"]),
         ))

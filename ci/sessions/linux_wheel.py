@@ -46,9 +46,10 @@ from pathlib import Path
 from ci.blocks import maturin, toolchain
 from ci.blocks import wheels as wheelcheck
 from ci.core import artifacts
-from ci.core.config import SuiteConfig, read_toml
+from ci.core.config import SuiteConfig
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, ConfigError, ToolMissing
+from ci.core.project import Project
 
 SESSION = "linux-wheel"
 TARGET = "x86_64-unknown-linux-gnu"
@@ -153,11 +154,10 @@ def require_zig(ctx: Context) -> str:
     raise ToolMissing("zig was not found (needed by maturin --zig)", hint=ZIG_HINT)
 
 
-def lib_name(cfg: SuiteConfig) -> str:
-    """The cdylib's file stem: ``lib<[lib] name>``."""
-    manifest = read_toml(cfg.python_manifest)
-    name = manifest.get("lib", {}).get("name") or manifest["package"]["name"].replace("-", "_")
-    return f"lib{name}"
+def lib_name(project: Project) -> str:
+    """The cdylib's file stem: ``lib<[lib] name>`` (cargo metadata)."""
+    crate = project.python_crate
+    return f"lib{crate.lib_name or crate.name.replace('-', '_')}"
 
 
 def clean_patched_outputs(target_dir: Path, stem: str) -> list[Path]:
@@ -336,7 +336,7 @@ def prepare_target_dir(ctx: Context, env: Mapping[str, str], target_dir: Path) -
     if cfg.gmp == "static":
         cache = gmp_cache_dir(cfg, env)
         cache.mkdir(parents=True, exist_ok=True)
-    removed = clean_patched_outputs(target_dir, lib_name(cfg))
+    removed = clean_patched_outputs(target_dir, lib_name(ctx.project))
     if removed:
         ctx.console.say(f"removed {len(removed)} cdylib(s) patched by an earlier repair (cargo relinks them)")
 
