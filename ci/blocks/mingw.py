@@ -36,7 +36,6 @@ BUILD_STD = "-Zbuild-std=std,panic_unwind"
 # Debian/Ubuntu packages of each piece of the Linux route.
 APT_RUST = ("rustc-web", "cargo-web", "rust-web-src")
 APT_MINGW = ("gcc-mingw-w64-x86-64-win32", "binutils-mingw-w64-x86-64")
-APT_GMP_BUILD = ("m4", "make", "gcc", "pkg-config")
 APT_WINE = ("wine", "wine64")
 MSYS2_PACKAGES = (
     "mingw-w64-x86_64-gcc",

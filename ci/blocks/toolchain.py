@@ -192,18 +192,6 @@ def find_interpreters(
     return found, missing
 
 
-def require_interpreters(versions: Sequence[str], env: Mapping[str, str]) -> tuple[list[Interpreter], list[str]]:
-    found, missing = find_interpreters(versions, env)
-    if not found:
-        raise ToolMissing(
-            f"no CPython interpreter found for any allowed version ({', '.join(versions)})",
-            hint="install one: 'apt-get install python3' (Debian/Ubuntu), "
-            "'pyenv install 3.12', or the python.org installer; "
-            "or change tool.maturin-suite.python-versions",
-        )
-    return found, missing
-
-
 def python_version(python: Path) -> str:
     """``"3.12"`` for a venv's interpreter: read from its ``pyvenv.cfg``
     (uv, virtualenv and venv all record it), else asked of the interpreter."""
