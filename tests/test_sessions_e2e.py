@@ -39,9 +39,9 @@ def fixture_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_nox_lists_sessions_with_descriptions(workspace: Path) -> None:
-    proc = run_nox(workspace, "-l", "--json")
+    proc = run_nox(workspace, "-l", "--json", "-k", "True")
     sessions = {s["session"]: s for s in json.loads(assert_ok(proc).strip().splitlines()[-1])}
-    for name in ("rust-tests", "python-tests-3.11", "sdist", "lint"):
+    for name in ("rust-tests", "python-tests-3.11", "sdist", "lint", "publish-check"):
         assert sessions[name]["description"], name
     assert {s["python"] for s in sessions.values() if s["name"] == "python-tests"} >= {"3.9", "3.13"}
 

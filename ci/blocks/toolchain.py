@@ -19,12 +19,7 @@ from pathlib import Path
 
 from ci.core.config import NativeLibrary
 from ci.core.errors import ToolMissing
-
-CARGO_HINT = (
-    "install Rust: 'curl https://sh.rustup.rs -sSf | sh' (any OS), "
-    "'apt-get install cargo' (Debian/Ubuntu), "
-    "'pacman -S mingw-w64-x86_64-rust' (MSYS2); then make sure cargo is on PATH"
-)
+from ci.core.project import CARGO_HINT as CARGO_HINT
 
 
 def suite_cache(env: Mapping[str, str]) -> Path:

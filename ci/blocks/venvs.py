@@ -96,7 +96,9 @@ def install(
     env = ctx.env()
     uv = find_uv(env)
     if uv:
-        cmd = [uv, "pip", "install", "--quiet", "--python", str(python), *requirements]
+        # --no-config: the suite's own tool pins ([tool.uv] in the root
+        # pyproject.toml) must not constrain the project's test venvs.
+        cmd = [uv, "pip", "install", "--quiet", "--no-config", "--python", str(python), *requirements]
         if wheel is not None:
             cmd += ["--reinstall-package", distribution or wheel.name.split("-")[0], str(wheel)]
         ctx.console.run(cmd, cwd=ctx.root, env=env, title=title)

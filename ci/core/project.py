@@ -27,8 +27,9 @@ from ci.core.config import SuiteConfig, load_config, read_toml
 from ci.core.errors import ConfigError, ToolMissing
 
 CARGO_HINT = (
-    "install Rust with rustup (https://rustup.rs), or apt-get install cargo, "
-    "or MSYS2: pacman -S mingw-w64-x86_64-rust"
+    "install Rust: 'curl https://sh.rustup.rs -sSf | sh' (any OS), "
+    "'apt-get install cargo' (Debian/Ubuntu), "
+    "'pacman -S mingw-w64-x86_64-rust' (MSYS2); then make sure cargo is on PATH"
 )
 
 
@@ -110,7 +111,7 @@ def cargo_metadata(workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """``cargo metadata --no-deps`` of the workspace (offline, no resolution)."""
     cargo = env.get("CARGO") or shutil.which("cargo", path=env.get("PATH"))
     if not cargo:
-        raise ToolMissing("cargo not found on PATH (needed to read the workspace)", hint=CARGO_HINT)
+        raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=CARGO_HINT)
     argv = [cargo, "metadata", "--format-version", "1", "--no-deps", "--offline",
             "--manifest-path", str(workspace / "Cargo.toml")]
     try:
