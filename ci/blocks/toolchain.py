@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.core import project
 from ci.core.config import NativeLibrary
 from ci.core.errors import ToolMissing
-from ci.core.project import CARGO_HINT as CARGO_HINT
+
+CARGO_HINT = project.CARGO_HINT
 
 
 def suite_cache(env: Mapping[str, str]) -> Path:
@@ -38,11 +40,11 @@ def require_cargo(env: Mapping[str, str]) -> str:
     """Path of cargo, checked to run."""
     cargo = _which("cargo", env)
     if cargo is None:
-        raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=CARGO_HINT)
+        raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=project.CARGO_HINT)
     try:
         subprocess.run([cargo, "--version"], env=dict(env), capture_output=True, check=True)
     except (OSError, subprocess.CalledProcessError) as e:
-        raise ToolMissing(f"cargo at {cargo} does not run: {e}", hint=CARGO_HINT) from None
+        raise ToolMissing(f"cargo at {cargo} does not run: {e}", hint=project.CARGO_HINT) from None
     return cargo
 
 
