@@ -21,6 +21,7 @@ from pathlib import Path
 from ci.blocks import toolchain
 from ci.core import artifacts
 from ci.core.config import SuiteConfig
+from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import SuiteError, ToolMissing
 
@@ -79,11 +80,8 @@ def _which(name: str, env: Mapping[str, str]) -> str | None:
 
 
 def _output(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
-    try:
-        proc = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
+    proc = probe(argv, env=env)
+    return proc.stdout if proc is not None and proc.returncode == 0 else None
 
 
 def rustc_info(rustc: str, env: Mapping[str, str]) -> tuple[str, str, Path] | None:

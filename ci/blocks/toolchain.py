@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from ci.core import project
 from ci.core.config import NativeLibrary
+from ci.core.console import probe
 from ci.core.errors import ToolMissing
 
 CARGO_HINT = project.CARGO_HINT
@@ -41,19 +41,17 @@ def require_cargo(env: Mapping[str, str]) -> str:
     cargo = _which("cargo", env)
     if cargo is None:
         raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=project.CARGO_HINT)
-    try:
-        subprocess.run([cargo, "--version"], env=dict(env), capture_output=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise ToolMissing(f"cargo at {cargo} does not run: {e}", hint=project.CARGO_HINT) from None
+    proc = probe([cargo, "--version"], env=env)
+    if proc is None or proc.returncode != 0:
+        detail = "did not start" if proc is None else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        raise ToolMissing(f"cargo at {cargo} does not run ({detail})", hint=project.CARGO_HINT)
     return cargo
 
 
 def has_nextest(cargo: str, env: Mapping[str, str]) -> bool:
     """True when ``cargo nextest`` is installed."""
-    proc = subprocess.run(
-        [cargo, "nextest", "--version"], env=dict(env), capture_output=True, check=False
-    )
-    return proc.returncode == 0
+    proc = probe([cargo, "nextest", "--version"], env=env)
+    return proc is not None and proc.returncode == 0
 
 
 def install_advice(lib: NativeLibrary) -> str:
@@ -84,19 +82,13 @@ def probe_native(lib: NativeLibrary, env: Mapping[str, str]) -> ProbeResult:
         src = Path(tmp, "probe.c")
         src.write_text(f"#include <{lib.header}>\nint main(void) {{ return 0; }}\n")
         flags = env.get("CFLAGS", "").split()
-        compile_ = subprocess.run(
-            [*cc.split(), *flags, "-c", str(src), "-o", str(Path(tmp, "probe.o"))],
-            env=dict(env), capture_output=True, text=True, check=False,
-        )
-        if compile_.returncode != 0:
-            return ProbeResult(False, "header", compile_.stderr.strip())
-        link = subprocess.run(
-            [*cc.split(), str(Path(tmp, "probe.o")), *env.get("LDFLAGS", "").split(),
-             f"-l{lib.link}", "-o", str(Path(tmp, "probe"))],
-            env=dict(env), capture_output=True, text=True, check=False,
-        )
-        if link.returncode != 0:
-            return ProbeResult(False, "library", link.stderr.strip())
+        compile_ = probe([*cc.split(), *flags, "-c", str(src), "-o", str(Path(tmp, "probe.o"))], env=env)
+        if compile_ is None or compile_.returncode != 0:
+            return ProbeResult(False, "header", compile_.stderr.strip() if compile_ else f"{cc} did not start")
+        link = probe([*cc.split(), str(Path(tmp, "probe.o")), *env.get("LDFLAGS", "").split(),
+                      f"-l{lib.link}", "-o", str(Path(tmp, "probe"))], env=env)
+        if link is None or link.returncode != 0:
+            return ProbeResult(False, "library", link.stderr.strip() if link else f"{cc} did not start")
     return ProbeResult(True, "ok", "")
 
 
@@ -137,11 +129,8 @@ def _probe_python(path: Path) -> tuple[str, Path] | None:
     """``("3.12", base interpreter)`` if ``path`` runs as CPython, else None.
     For a venv's python the base interpreter is returned, so test venvs are
     never layered on another venv."""
-    try:
-        proc = subprocess.run(
-            [str(path), "-c", _VERSION_PROBE], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    proc = probe([str(path), "-c", _VERSION_PROBE], timeout=30)
+    if proc is None:
         return None
     parts = proc.stdout.strip().split(" ", 2)
     if proc.returncode != 0 or len(parts) != 3 or parts[0] != "CPython":

@@ -123,3 +123,23 @@ class Console:
                 f.write(f"### {title}\n\n| | |\n|---|---|\n")
                 f.writelines(f"| {k} | {v} |\n" for k, v in rows)
         return text
+
+
+def probe(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str] | None:
+    """Run a short query (a version, a compiler probe) with its output
+    captured, after showing it as ``$ argv`` like every other command; None
+    when the program cannot be started or does not answer in ``timeout``."""
+    args = [os.fspath(a) for a in argv]
+    print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
+    try:
+        return subprocess.run(args, env=dict(env) if env is not None else None, cwd=cwd, input=stdin,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None

@@ -17,13 +17,13 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci.core.config import SuiteConfig, load_config, read_toml
+from ci.core.console import probe
 from ci.core.errors import ConfigError, ToolMissing
 
 CARGO_HINT = (
@@ -114,10 +114,9 @@ def cargo_metadata(workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
         raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=CARGO_HINT)
     argv = [cargo, "metadata", "--format-version", "1", "--no-deps", "--offline",
             "--manifest-path", str(workspace / "Cargo.toml")]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=dict(env), check=False, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ToolMissing(f"cannot run cargo metadata: {e}", hint=CARGO_HINT) from None
+    proc = probe(argv, env=env, timeout=300)
+    if proc is None:
+        raise ToolMissing(f"cargo metadata did not start or answer in 300 s ({cargo})", hint=CARGO_HINT)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ConfigError(f"cargo metadata failed for {workspace / 'Cargo.toml'}: {last}")

@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from pathlib import Path
 from ci.blocks import cargo, maturin, toolchain, venvs
 from ci.core.artifacts import staging_dir
 from ci.core.config import read_toml
+from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, ConfigError, SuiteError, ToolMissing
 
@@ -216,11 +216,8 @@ def tarpaulin_root(env: Mapping[str, str], version: str) -> Path:
 
 def tool_version(exe: str | Path, env: Mapping[str, str], args: Sequence[str] = ("--version",)) -> str | None:
     """The first ``X.Y.Z`` a program prints for ``--version``, or None."""
-    try:
-        proc = subprocess.run(
-            [str(exe), *args], env=dict(env), capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    proc = probe([str(exe), *args], env=env, timeout=60)
+    if proc is None:
         return None
     m = re.search(r"(\d+\.\d+\.\d+)", proc.stdout + proc.stderr)
     return m.group(1) if proc.returncode == 0 and m else None
@@ -292,10 +289,11 @@ def rustc_llvm_major(env: Mapping[str, str]) -> int:
     rustc = shutil.which("rustc", path=env.get("PATH"))
     if rustc is None:
         raise ToolMissing("rustc was not found on PATH", hint=toolchain.CARGO_HINT)
-    proc = subprocess.run([rustc, "-vV"], env=dict(env), capture_output=True, text=True, check=False)
-    m = re.search(r"^LLVM version: (\d+)\.", proc.stdout, re.MULTILINE)
-    if proc.returncode != 0 or not m:
-        raise ToolMissing(f"'rustc -vV' does not name its LLVM version: {proc.stdout}{proc.stderr}".strip())
+    proc = probe([rustc, "-vV"], env=env)
+    out = (proc.stdout if proc else "") or ""
+    m = re.search(r"^LLVM version: (\d+)\.", out, re.MULTILINE)
+    if proc is None or proc.returncode != 0 or not m:
+        raise ToolMissing(f"'rustc -vV' does not name its LLVM version: {out}{proc.stderr if proc else ''}".strip())
     return int(m.group(1))
 
 
@@ -318,10 +316,10 @@ def llvm_candidates(name: str, major: int, env: Mapping[str, str]) -> list[str]:
     exe = f"{name}.exe" if os.name == "nt" else name
     rustc = shutil.which("rustc", path=env.get("PATH"))
     if rustc:
-        proc = subprocess.run([rustc, "--print", "sysroot"], env=dict(env), capture_output=True, text=True, check=False)
-        host = subprocess.run([rustc, "-vV"], env=dict(env), capture_output=True, text=True, check=False)
-        m = re.search(r"^host: (\S+)", host.stdout, re.MULTILINE)
-        if proc.returncode == 0 and m:
+        proc = probe([rustc, "--print", "sysroot"], env=env)
+        host = probe([rustc, "-vV"], env=env)
+        m = re.search(r"^host: (\S+)", host.stdout if host else "", re.MULTILINE)
+        if proc is not None and proc.returncode == 0 and m:
             found.append(str(Path(proc.stdout.strip()) / "lib" / "rustlib" / m.group(1) / "bin" / exe))
     for cand in (f"{name}-{major}", name):
         path = shutil.which(cand, path=env.get("PATH"))

@@ -37,7 +37,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from ci.blocks import maturin, toolchain
 from ci.blocks import wheels as wheelcheck
 from ci.core import artifacts
 from ci.core.config import SuiteConfig
+from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, ConfigError, ToolMissing
 from ci.core.project import Project
@@ -90,12 +90,8 @@ def container_engine(env: Mapping[str, str]) -> str | None:
         exe = shutil.which(name, path=env.get("PATH"))
         if not exe:
             continue
-        try:
-            proc = subprocess.run([exe, "info", "--format", "{{.ServerVersion}}"], env=dict(env),
-                                  capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if proc.returncode == 0 and proc.stdout.strip():
+        proc = probe([exe, "info", "--format", "{{.ServerVersion}}"], env=env, timeout=30)
+        if proc is not None and proc.returncode == 0 and proc.stdout.strip():
             return exe
     return None
 
@@ -126,8 +122,8 @@ def gmp_cache_dir(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
 
 
 def patchelf_version(exe: str, env: Mapping[str, str]) -> tuple[int, ...]:
-    proc = subprocess.run([exe, "--version"], env=dict(env), capture_output=True, text=True, check=False)
-    m = re.search(r"(\d+)\.(\d+)", proc.stdout + proc.stderr)
+    proc = probe([exe, "--version"], env=env)
+    m = re.search(r"(\d+)\.(\d+)", proc.stdout + proc.stderr) if proc else None
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
@@ -147,9 +143,8 @@ def require_zig(ctx: Context) -> str:
         return "zig"
     python = shutil.which("python3", path=env.get("PATH")) or shutil.which("python", path=env.get("PATH"))
     if python:
-        proc = subprocess.run([python, "-m", "ziglang", "version"], env=env,
-                              capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
+        proc = probe([python, "-m", "ziglang", "version"], env=env)
+        if proc is not None and proc.returncode == 0:
             return f"ziglang {proc.stdout.strip()} ({python} -m ziglang)"
     raise ToolMissing("zig was not found (needed by maturin --zig)", hint=ZIG_HINT)
 
