@@ -12,6 +12,7 @@ same file. An unchanged wheel is not reinstalled.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ci.blocks import maturin, toolchain, venvs
@@ -45,10 +46,14 @@ def test_wheel(ctx: Context) -> Path:
     wheel_dir = work / "wheel"
     wheel_dir.mkdir(parents=True, exist_ok=True)
     with staging_dir(work, "build") as staging:
+        # abi3: any interpreter builds the same wheel. Always the one running
+        # nox, so that `-p 3.12` after `-p 3.9` does not make pyo3's build
+        # script (keyed on the interpreter) recompile the crate.
         built = maturin.build_wheel(
             # No manylinux repair, no compression (the dev .so is ~9 MB).
             ctx, staging, profile="dev",
-            extra_args=["--auditwheel", "skip", "--compression-method", "stored"],
+            extra_args=["--auditwheel", "skip", "--compression-method", "stored", "--interpreter", sys.executable],
+            env=ctx.env(PYO3_PYTHON=sys.executable),
             title="maturin build (dev profile, for testing)",
         )
         wheel = wheel_dir / built.name
