@@ -67,7 +67,7 @@ def linux_wheel(session: nox.Session) -> None:
     engine(session, ROOT, "linux_wheel", groups=["wheel"])
 
 
-@nox.session(name="windows-gnu-wheel", tags=["package", "release"])
+@nox.session(name="windows-gnu-wheel", tags=["ci", "package", "release"])
 def windows_gnu_wheel(session: nox.Session) -> None:
     """win_amd64 abi3 wheel for x86_64-pc-windows-gnu into dist/, DLL closure bundled ('-- --setup')."""
     engine(session, ROOT, "windows_gnu_wheel", groups=["windows"])
@@ -101,6 +101,12 @@ def lint_workflows(session: nox.Session) -> None:
 def publish_rehearsal(session: nox.Session) -> None:
     """Upload dist/ to a throwaway package index on loopback, install from it, import."""
     engine(session, ROOT, "publish_rehearsal", groups=["rehearsal"])
+
+
+@nox.session(name="doctor", venv_backend="none", tags=["check"])
+def doctor(session: nox.Session) -> None:
+    """Which sessions can run here (with install commands for what is missing), and project cross-checks."""
+    engine(session, ROOT, "doctor")
 
 
 @nox.session(name="suite-tests", tags=["self"])

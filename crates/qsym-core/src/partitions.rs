@@ -25,6 +25,11 @@ fn pentagonal_terms(limit: usize) -> Vec<(usize, bool)> {
 
 /// p(0), p(1), ..., p(n) by Euler's pentagonal-number recurrence
 /// `p(n) = sum_{k>=1} (-1)^(k+1) [p(n - k(3k-1)/2) + p(n - k(3k+1)/2)]`.
+///
+/// ```
+/// let p = qsym_core::partitions::partition_counts(7);
+/// assert_eq!(p, [1, 1, 2, 3, 5, 7, 11, 15]);
+/// ```
 pub fn partition_counts(n: usize) -> Vec<Integer> {
     let terms = pentagonal_terms(n);
     let mut p: Vec<Integer> = Vec::with_capacity(n + 1);
@@ -47,6 +52,13 @@ pub fn partition_counts(n: usize) -> Vec<Integer> {
 }
 
 /// The number of partitions of `n`, exactly.
+///
+/// ```
+/// // Far beyond 64 bits: Hardy and Ramanujan's p(200).
+/// let p = qsym_core::partitions::partition_count(200);
+/// assert_eq!(p.to_string(), "3972999029388");
+/// assert_eq!(qsym_core::partitions::partition_count(1000).to_string().len(), 32);
+/// ```
 pub fn partition_count(n: usize) -> Integer {
     partition_counts(n)
         .pop()
