@@ -1,27 +1,18 @@
-"""The logic behind the Nox sessions of this repository.
+"""The engine behind the Nox sessions: three floors, each importing only the
+floors below it (``tests/test_layout.py`` enforces it).
 
-Each session in ``noxfile.py`` is a few lines that build a
-:class:`ci.core.context.Context` and call one function of one module here:
-
-=====================  =============================================
-session                module
-=====================  =============================================
-rust-tests             :mod:`ci.blocks.cargo`
-python-tests           :mod:`ci.sessions.python_tests`
-sdist                  :mod:`ci.blocks.sdists`
-linux-wheel            :mod:`ci.sessions.linux_wheel`
-windows-gnu-wheel      :mod:`ci.blocks.mingw` (PE closure: :mod:`ci.blocks.pe`)
-publish-check          :mod:`ci.sessions.publish_check` (ELF/wheel reading: :mod:`ci.blocks.wheels`)
-coverage               :mod:`ci.sessions.coverage`
-lint-workflows         :mod:`ci.blocks.workflows`
-publish-rehearsal      :mod:`ci.sessions.publish_rehearsal`
-=====================  =============================================
-
-Shared pieces: :mod:`ci.core.config` (the ``[tool.maturin-suite]`` table),
-:mod:`ci.blocks.toolchain` (finding cargo, native libraries and Pythons),
-:mod:`ci.core.console` (running commands, log groups, summaries),
-:mod:`ci.blocks.maturin` (building wheels), :mod:`ci.core.artifacts` (atomic writes into
-``dist/``), :mod:`ci.blocks.venvs` (the per-interpreter test venvs),
-:mod:`ci.core.findings` (the rows of publish-check's table), :mod:`ci.core.noxsupport`
-(the only module that knows nox).
+``ci.sessions``
+    One module per nox session, each with ``run(ctx)``; ``noxfile.py`` hands
+    the module's name to :func:`ci.core.noxsupport.engine`. No session module
+    imports another.
+``ci.blocks``
+    Building blocks that sessions share: cargo, maturin, venvs, toolchain
+    probes, the MinGW toolchain (``mingw``), PE and ELF inspection (``pe``,
+    ``wheels``), sdists, the workflow model.
+``ci.core``
+    The project model (``project``: cargo metadata + the Python crate's
+    pyproject + ``[tool.maturin-suite]``, validated against
+    ``maturin-suite.schema.json``), the context handed to every session,
+    console, typed errors, findings, atomic artifact writes, and
+    ``noxsupport``, the only module that knows nox.
 """
