@@ -150,10 +150,16 @@ class Bench:
         return run
 
     def raw_rust_tests(self) -> tuple[Callable[[], float], str]:
+        """What the session wraps: nextest, then the doctests (nextest skips them)."""
         cmd = ["cargo", "nextest", "run", "--workspace", "--locked", "--exclude", "qsym-python"]
         if subprocess.run(["cargo", "nextest", "--version"], capture_output=True, check=False).returncode:
-            cmd = ["cargo", "test", "--workspace", "--locked", "--exclude", "qsym-python"]
-        return (lambda: sh(cmd, self.clone, self.env)), " ".join(cmd)
+            cmd = ["cargo", "test", "--workspace", "--locked", "--exclude", "qsym-python", "--lib", "--tests"]
+        doc = ["cargo", "test", "--doc", "--workspace", "--locked", "--exclude", "qsym-python"]
+
+        def both() -> float:
+            return sh(cmd, self.clone, self.env) + sh(doc, self.clone, self.env)
+
+        return both, f"{' '.join(cmd)} && {' '.join(doc)}"
 
     # -- the plan -------------------------------------------------------------
     def cold(self, sessions: Sequence[str]) -> None:

@@ -7,6 +7,7 @@ on Debian/Ubuntu, in a manylinux (yum) image and in MSYS2.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -50,8 +51,11 @@ def require_cargo(env: Mapping[str, str]) -> str:
 
 def has_nextest(cargo: str, env: Mapping[str, str]) -> bool:
     """True when ``cargo nextest`` is installed."""
-    proc = probe([cargo, "nextest", "--version"], env=env)
-    return proc is not None and proc.returncode == 0
+    # cargo runs ``cargo-<name>`` from PATH or $CARGO_HOME/bin: look there
+    # instead of starting cargo (a rustup proxy) once more.
+    home = env.get("CARGO_HOME") or str(Path.home() / ".cargo")
+    path = os.pathsep.join([env.get("PATH", ""), str(Path(home) / "bin"), str(Path(cargo).parent)])
+    return shutil.which("cargo-nextest", path=path) is not None
 
 
 def install_advice(lib: NativeLibrary) -> str:
@@ -92,11 +96,32 @@ def probe_native(lib: NativeLibrary, env: Mapping[str, str]) -> ProbeResult:
     return ProbeResult(True, "ok", "")
 
 
-def require_native(libs: Sequence[NativeLibrary], env: Mapping[str, str]) -> None:
-    """Fail early, clearly, when a native library's header or library is missing."""
+def probe_key(lib: NativeLibrary, env: Mapping[str, str]) -> str:
+    """What a native probe's verdict depends on: the library, the compiler
+    (path and modification time) and the variables that steer it."""
+    cc = (env.get("CC") or _which("cc", env) or _which("gcc", env) or "").split()
+    exe = shutil.which(cc[0], path=env.get("PATH")) if cc else None
+    stamp = Path(exe).stat().st_mtime_ns if exe else 0
+    parts = [repr(lib), " ".join(cc), str(exe), str(stamp), *(env.get(k, "") for k in ("CFLAGS", "LDFLAGS", "PATH"))]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def require_native(libs: Sequence[NativeLibrary], env: Mapping[str, str], cache: Path | None = None) -> None:
+    """Fail early, clearly, when a native library's header or library is missing.
+
+    With ``cache`` (a folder of the session's), a library that compiled and
+    linked with the same compiler and flags before is not probed again; a
+    session whose build then fails calls this without ``cache`` to explain it.
+    """
     for lib in libs:
+        marker = cache / f"{probe_key(lib, env)}.ok" if cache else None
+        if marker is not None and marker.is_file():
+            continue
         result = probe_native(lib, env)
         if result.ok:
+            if marker is not None:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(lib.name)
             continue
         if result.stage == "compiler":
             raise ToolMissing(

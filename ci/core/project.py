@@ -60,10 +60,16 @@ class Project:
     members: tuple[Crate, ...]
     target_directory: Path
     python_project: Mapping[str, Any]
+    # The cargo that read the workspace (so it is known to run).
+    cargo: str = "cargo"
 
     @property
     def root(self) -> Path:
         return self.config.root
+
+    def work_dir(self, name: str) -> Path:
+        """Private state of the suite inside cargo's target directory."""
+        return self.target_directory / "suite" / name
 
     def crate_at(self, folder: Path) -> Crate:
         for crate in self.members:
@@ -107,11 +113,16 @@ class Project:
         return str(value) if value else None
 
 
-def cargo_metadata(workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    """``cargo metadata --no-deps`` of the workspace (offline, no resolution)."""
+def find_cargo(env: Mapping[str, str]) -> str:
     cargo = env.get("CARGO") or shutil.which("cargo", path=env.get("PATH"))
     if not cargo:
         raise ToolMissing("cargo (the Rust toolchain) was not found on PATH", hint=CARGO_HINT)
+    return cargo
+
+
+def cargo_metadata(workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """``cargo metadata --no-deps`` of the workspace (offline, no resolution)."""
+    cargo = find_cargo(env)
     argv = [cargo, "metadata", "--format-version", "1", "--no-deps", "--offline",
             "--manifest-path", str(workspace / "Cargo.toml")]
     proc = probe(argv, env=env, timeout=300)
@@ -172,7 +183,7 @@ def build_project(cfg: SuiteConfig, env: Mapping[str, str]) -> Project:
     metadata = cargo_metadata(cfg.workspace, env)
     crates = crates_of(metadata)
     pyproject = read_toml(cfg.python_pyproject)
-    draft = Project(cfg, crates, Path(metadata["target_directory"]), pyproject.get("project", {}))
+    draft = Project(cfg, crates, Path(metadata["target_directory"]), pyproject.get("project", {}), find_cargo(env))
     python = draft.python_crate
     known = {c.name for c in crates}
     unknown = [n for n in cfg.windows_wheel.test_crates if n not in known]

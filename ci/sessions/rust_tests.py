@@ -71,12 +71,19 @@ def run_tests(ctx: Context, cargo: str, nextest: bool) -> StepFailed | None:
     return None
 
 
+def check_native(ctx: Context, *, cached: bool) -> None:
+    """The configured C libraries compile and link (a verdict that held for
+    this compiler and these flags before is reused when ``cached``)."""
+    if ctx.config.gmp == "system" or ctx.config.native:
+        cache = ctx.project.work_dir("native-probes") if cached else None
+        with ctx.console.step("check native libraries"):
+            toolchain.require_native(ctx.config.native, ctx.env(), cache)
+
+
 def run(ctx: Context) -> None:
     env = ctx.env()
-    cargo = toolchain.require_cargo(env)
-    if ctx.config.gmp == "system" or ctx.config.native:
-        with ctx.console.step("check native libraries"):
-            toolchain.require_native(ctx.config.native, env)
+    cargo = ctx.project.cargo
+    check_native(ctx, cached=True)
     nextest = toolchain.has_nextest(cargo, env)
     rows = [("runner", "cargo-nextest" if nextest else "cargo test (cargo-nextest not installed)")]
     libraries = bool(doctest_crates(ctx))
@@ -91,6 +98,8 @@ def run(ctx: Context) -> None:
         rows += doctest_rows(ctx, doctests, libraries)
         rows.append(("excluded", f"{python_crate_name(ctx)} (extension module; tested by python-tests)"))
         ctx.console.summary("rust-tests", rows)
+    if failure is not None:
+        check_native(ctx, cached=False)  # a library gone since: say so, not cargo's error
     raise_failures(failure, doctests)
 
 
