@@ -1,14 +1,19 @@
-"""The GitHub workflows run exactly the noxfile's sessions (parity), are
-hardened, and ``nox -s lint-workflows`` enforces both.
+"""The GitHub workflows run exactly the noxfile's sessions (parity), provide
+what ``ci/requirements.toml`` says those sessions need (provisions), are
+hardened, and ``nox -s lint-workflows`` enforces all of it.
 
 Every check runs on the real workflow files and the real ``nox -l --json``;
 the negative tests mutate a copy of a real workflow and expect the named
-rule to fire.
+rule to fire. The tests named ``test_issue11_*`` each fail on the workflows
+of bbec604 (issue 11, defects 1-10).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 import pytest
 from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox
 
+from ci.blocks import needs
 from ci.blocks import workflows as wf
 from ci.core.config import load_config
 
@@ -60,6 +66,18 @@ def names(lister: wf.SessionLister, *args: str) -> set[str]:
     return set(wf.session_names(lister(args)))
 
 
+@pytest.fixture(scope="session")
+def requirements() -> needs.Requirements:
+    return needs.load(REPO / needs.REQUIREMENTS_FILE, load_config(REPO).python_versions)
+
+
+def provision_problems(workflows: dict[str, Any], lister: wf.SessionLister,
+                       requirements: needs.Requirements) -> list[str]:
+    parity = wf.check_parity(workflows, lister)
+    found = wf.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
+    return [str(p) for p in found.problems]
+
+
 # ---------------------------------------------------------------- parity
 
 
@@ -102,15 +120,15 @@ def test_release_runs_publish_check_with_release_flag(workflows: dict[str, Any],
     ("nox: ${{ fromJSON(needs.plan.outputs.sessions) }}", "nox: [{session: rust-tests}]",
      ["hand-kept list", "is tagged ci/ci-gate"]),
     # The plan asks for the wrong tag: CI sessions are run by no job.
-    ('echo "sessions=$(nox -l --json -t ci)"', 'echo "sessions=$(nox -l --json -t test)"',
+    ('sessions="$(nox -l --json -t ci)"', 'sessions="$(nox -l --json -t test)"',
      ["'sdist' is tagged ci/ci-gate", "'lint-workflows' is tagged ci/ci-gate"]),
     # A third-party action could run anything.
     ("uses: taiki-e/install-action@542cebaaed782771e619bd5609d97659d109c492 # v2.66.7",
      "uses: some/build-action@542cebaaed782771e619bd5609d97659d109c492 # v2.66.7",
      ["uses some/build-action"]),
     # A python script step.
-    ("      - name: Install GMP\n        run: |",
-     "      - name: Install GMP\n        shell: python\n        run: |", ["'python' script"]),
+    ("      - name: Install GMP\n        if:",
+     "      - name: Install GMP\n        shell: python\n        if:", ["'python' script"]),
 ])
 def test_parity_rejects_mutated_ci(tmp_path: Path, loader: Callable[[Path], Any], lister: wf.SessionLister,
                                    old: str, new: str, expected: list[str]) -> None:
@@ -157,7 +175,7 @@ def test_real_workflows_are_hardened(workflows: dict[str, Any]) -> None:
               "      - name: Install GMP",
      '          python-version: "3.13"\n      - name: Set up Rust\n        run: |\n'
      "          rustup toolchain install stable --profile minimal\n          rustup default stable\n"
-     "      - uses: Swatinem/rust-cache@779680da715d629ac1d338a641029a2f4372abb5 # v2.8.2\n"
+     "      - uses: Swatinem/rust-cache@6323deb102c322ba6fcbdcafc7e3dddab59af2b6 # v2.9.2\n"
      "        with:\n          save-if: ${{ github.ref == 'refs/heads/main' }}\n"
      "      - name: Install GMP", "no caches in a release workflow"),
 ])
@@ -173,7 +191,7 @@ def test_hardening_rejects(tmp_path: Path, loader: Callable[[Path], Any], name: 
 
 def test_release_publishes_only_after_the_gates(workflows: dict[str, Any]) -> None:
     jobs = workflows[RELEASE]["jobs"]
-    assert wf.triggers(workflows[RELEASE]) == {"push": {"tags": ["v*"]}}
+    assert wf.triggers(workflows[RELEASE])["push"] == {"tags": ["v*"]}
     builds = {"linux-wheel", "windows-gnu-wheel", "sdist"}
     assert set(jobs["publish-check"]["needs"]) == builds
     assert set(jobs["publish-rehearsal"]["needs"]) == builds
@@ -261,7 +279,7 @@ def test_lint_workflows_session_fails_on_zizmor_and_schema_findings(tmp_path: Pa
     # zizmor: an action pinned to a movable tag (unpinned-uses).
     ci = ws / wf.WORKFLOWS_DIR / CI
     ci.write_text(ci.read_text().replace(
-        "Swatinem/rust-cache@779680da715d629ac1d338a641029a2f4372abb5 # v2.8.2", "Swatinem/rust-cache@v2", 1))
+        "Swatinem/rust-cache@6323deb102c322ba6fcbdcafc7e3dddab59af2b6 # v2.9.2", "Swatinem/rust-cache@v2", 1))
     # Schema: a job without runs-on (zizmor skips a file it cannot parse).
     release = ws / wf.WORKFLOWS_DIR / RELEASE
     release.write_text(release.read_text().replace("    runs-on: windows-2022\n", "", 1))
@@ -283,14 +301,317 @@ def test_lint_workflows_session_fails_when_zizmor_cannot_run(tmp_path: Path) -> 
     assert "0 findings" not in out
 
 
-def test_prebuilt_tarpaulin_is_the_configured_version(workflows: dict[str, Any]) -> None:
-    """The coverage session insists on its configured cargo-tarpaulin; CI
-    installs exactly that one prebuilt (else the session compiles it)."""
-    wanted = getattr(load_config(REPO).coverage, "tarpaulin_version", None)
-    steps = [s for j in workflows[CI]["jobs"].values() for s in j.get("steps", [])
-             if wf.action_name(s.get("uses", "")) == "taiki-e/install-action"]
-    assert steps
-    tools = dict((t.split("@") + [""])[:2] for t in steps[0]["with"]["tool"].split(","))
-    assert "cargo-nextest" in tools
-    if wanted is not None:
-        assert tools["cargo-tarpaulin"] == wanted
+# ---------------------------------------------------------------- provisions
+
+
+def test_real_workflows_provide_every_need(workflows: dict[str, Any], lister: wf.SessionLister,
+                                           requirements: needs.Requirements) -> None:
+    parity = wf.check_parity(workflows, lister)
+    found = wf.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
+    assert [str(p) for p in found.problems] == []
+    checked = {(w, j, s, p) for w, j, s, p in found.checked}
+    # Every session every job runs was checked, on its runner's platform.
+    for run in parity.runs:
+        for session in run.sessions:
+            assert any((run.workflow, run.job, session) == c[:3] for c in checked), (run, session)
+    assert (RELEASE, "windows-gnu-wheel", "windows-gnu-wheel", "windows") in checked
+    assert (CI, "session", "windows-gnu-wheel", "linux") in checked
+    assert (CI, "plan", "(nox only)", "linux") in checked
+
+
+# (workflow, old, new, job, what must be named) — one provision dropped each.
+DROPPED = [
+    # rust toolchain host (issue 11 defect 1)
+    (RELEASE, "          rustup default stable-x86_64-pc-windows-gnu\n", "          rustup default stable\n",
+     "windows-gnu-wheel", "rust toolchain with host x86_64-pc-windows-gnu"),
+    # msys2 package (defect 2)
+    (RELEASE, "            mingw-w64-x86_64-pkgconf\n", "", "windows-gnu-wheel",
+     "msys2 package mingw-w64-x86_64-pkgconf"),
+    (RELEASE, "            mingw-w64-x86_64-gmp\n", "", "windows-gnu-wheel", "msys2 package mingw-w64-x86_64-gmp"),
+    # rustup component (defect 3), and lint's
+    (CI, "run: rustup component add llvm-tools", "run: rustup show", "session",
+     "session 'coverage' on linux needs rustup component llvm-tools"),
+    (CI, "run: rustup component add rustfmt clippy", "run: rustup component add rustfmt", "session",
+     "session 'lint' on linux needs rustup component clippy"),
+    # a step whose condition no longer holds for the session
+    (CI, "if: ${{ matrix.nox.name == 'coverage' }}\n        run: rustup component add llvm-tools",
+     "if: ${{ matrix.nox.name == 'lint' }}\n        run: rustup component add llvm-tools", "session",
+     "session 'coverage' on linux needs rustup component llvm-tools"),
+    # rustup target
+    (CI, "run: rustup target add x86_64-pc-windows-gnu", "run: rustup show", "session",
+     "session 'windows-gnu-wheel' on linux needs rustup target x86_64-pc-windows-gnu"),
+    # apt packages
+    (CI, "sudo apt-get install -y --no-install-recommends libgmp-dev", "sudo apt-get install -y zlib1g-dev",
+     "session", "session 'rust-tests' on linux needs apt package libgmp-dev"),
+    (CI, "--no-install-recommends gcc-mingw-w64-x86-64-win32 ", "--no-install-recommends ", "session",
+     "session 'windows-gnu-wheel' on linux needs apt package gcc-mingw-w64-x86-64-win32"),
+    # cargo tools with versions (defect 5)
+    (CI, "cargo-tarpaulin@0.37.5 --no-default-features", "cargo-tarpaulin@0.36.0 --no-default-features", "session",
+     "needs cargo tool cargo-tarpaulin 0.37.5, which no step before the nox step provides: the job installs "
+     "cargo-tarpaulin 0.36.0"),
+    (CI, "          tool: cargo-nextest\n", "          tool: cargo-deny\n", "session",
+     "session 'rust-tests' on linux needs cargo tool cargo-nextest"),
+    # python versions
+    (RELEASE, "            3.9\n", "", "publish-check", "session 'publish-check' on linux needs python 3.9"),
+    (RELEASE, 'python-version: "3.13"', 'python-version: "3.12"', "linux-wheel", "needs python 3.13"),
+    # nox from the lock, not a bare group (defect 10)
+    (RELEASE, "run: python -m pip install --require-hashes -r ci/requirements-nox.txt",
+     "run: python -m pip install --group nox", "linux-wheel", "bare dependency group nox"),
+    (CI, "run: python -m pip install --require-hashes -r ci/requirements-nox.txt",
+     "run: python -m pip install -r ci/requirements-nox.txt", "plan", "without --require-hashes"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "job", "expected"), DROPPED,
+                         ids=[f"{d[0]}-{d[3]}-{i}" for i, d in enumerate(DROPPED)])
+def test_provisions_reject_a_dropped_provision(tmp_path: Path, loader: Callable[[Path], Any], lister: wf.SessionLister,
+                                               requirements: needs.Requirements, name: str, old: str, new: str,
+                                               job: str, expected: str) -> None:
+    workflows, _ = mutated(tmp_path, loader, name, old, new)
+    problems = provision_problems(workflows, lister, requirements)
+    assert any(p.startswith(f"{name}, job {job}: ") and expected in p for p in problems), problems
+
+
+def test_provisions_do_not_count_a_step_they_cannot_evaluate(tmp_path: Path, loader: Callable[[Path], Any],
+                                                           lister: wf.SessionLister,
+                                                           requirements: needs.Requirements) -> None:
+    workflows, _ = mutated(tmp_path, loader, CI, "if: ${{ matrix.nox.name == 'coverage' }}\n        run: rustup "
+                           "component add llvm-tools", "if: ${{ github.event_name == 'push' }}\n        run: "
+                           "rustup component add llvm-tools")
+    problems = provision_problems(workflows, lister, requirements)
+    assert any("rustup component llvm-tools" in p and "cannot be evaluated here" in p for p in problems), problems
+
+
+def test_provisions_only_count_steps_before_the_nox_step(tmp_path: Path, loader: Callable[[Path], Any],
+                                                         lister: wf.SessionLister,
+                                                         requirements: needs.Requirements) -> None:
+    install = "      - name: Install nox (from the lock, hashes required)\n" \
+              "        run: python -m pip install --require-hashes -r ci/requirements-nox.txt\n"
+    run = "      - name: nox -s sdist\n        run: nox -s sdist\n"
+    workflows, _ = mutated(tmp_path, loader, RELEASE, install + run, run + install)
+    problems = provision_problems(workflows, lister, requirements)
+    assert any(p.startswith(f"{RELEASE}, job sdist: ") and "nox from the lock" in p for p in problems), problems
+
+
+def test_provisions_need_a_declared_platform(workflows: dict[str, Any], lister: wf.SessionLister,
+                                             requirements: needs.Requirements) -> None:
+    sessions = {k: v for k, v in requirements.sessions.items() if k != "windows-gnu-wheel"}
+    sessions["windows-gnu-wheel"] = {"linux": requirements.sessions["windows-gnu-wheel"]["linux"]}
+    partial = needs.Requirements(requirements.nox, requirements.runners, sessions, requirements.install_action)
+    problems = provision_problems(workflows, lister, partial)
+    assert any("job windows-gnu-wheel" in p and "declares no [sessions.windows-gnu-wheel.windows]" in p
+               for p in problems), problems
+
+
+# ---------------------------------------------------------------- issue 11, defect by defect
+
+
+def release_job(workflows: dict[str, Any], job: str) -> dict[str, Any]:
+    return dict(workflows[RELEASE]["jobs"][job])
+
+
+def test_issue11_1_windows_job_selects_the_gnu_host(workflows: dict[str, Any],
+                                                    requirements: needs.Requirements) -> None:
+    runner = requirements.runner_for("windows-2022")
+    assert runner is not None
+    provided = wf.provisions_before(release_job(workflows, "windows-gnu-wheel")["steps"], runner, requirements, {})
+    wanted = requirements.needs("windows-gnu-wheel", "windows")
+    assert wanted is not None and provided.rust_host == "x86_64-pc-windows-gnu" == wanted.rust_host
+
+
+def test_issue11_2_msys2_installs_pkgconf(workflows: dict[str, Any], requirements: needs.Requirements) -> None:
+    runner = requirements.runner_for("windows-2022")
+    assert runner is not None
+    provided = wf.provisions_before(release_job(workflows, "windows-gnu-wheel")["steps"], runner, requirements, {})
+    assert "mingw-w64-x86_64-pkgconf" in provided.msys2
+
+
+def _session_job_provides(workflows: dict[str, Any], requirements: needs.Requirements, name: str,
+                          lister: wf.SessionLister) -> needs.Provided:
+    entry = next(e for e in lister(("-t", "ci")) if e["name"] == name)
+    runner = requirements.runner_for("ubuntu-24.04")
+    assert runner is not None
+    return wf.provisions_before(workflows[CI]["jobs"]["session"]["steps"], runner, requirements,
+                                {"matrix.nox": entry})
+
+
+def test_issue11_3_coverage_gets_llvm_tools(workflows: dict[str, Any], requirements: needs.Requirements,
+                                            lister: wf.SessionLister) -> None:
+    assert "llvm-tools" in _session_job_provides(workflows, requirements, "coverage", lister).components
+    assert "llvm-tools" not in _session_job_provides(workflows, requirements, "sdist", lister).components
+
+
+def test_linux_wheel_route_follows_the_mode_and_the_runner(requirements: needs.Requirements) -> None:
+    linux, windows = requirements.runner_for("ubuntu-24.04"), requirements.runner_for("windows-2022")
+    assert linux is not None and windows is not None
+    assert needs.linux_wheel_route("auto", linux) == "container"  # Docker answers on ubuntu-24.04
+    assert needs.linux_wheel_route("auto", windows) == "zig"
+    assert needs.linux_wheel_route("zig", linux) == "zig"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 11 defect 4 is open: ci/sessions/linux_wheel.py reads only tool.maturin-suite.linux-wheel.mode "
+    "(no posarg or env), which is 'auto' and picks the container route where Docker answers; set it to 'zig' "
+    "in pyproject.toml (or give the session a per-run choice and set it in the jobs), then drop this marker"))
+def test_issue11_4_linux_wheel_takes_the_zig_route_on_github(workflows: dict[str, Any], lister: wf.SessionLister,
+                                                             requirements: needs.Requirements) -> None:
+    parity = wf.check_parity(workflows, lister)
+    found = wf.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
+    assert found.notes == []
+
+
+def test_issue11_5_tarpaulin_is_the_configured_version_not_the_manifest(
+        workflows: dict[str, Any], requirements: needs.Requirements, lister: wf.SessionLister) -> None:
+    pin = load_config(REPO).coverage.tarpaulin_version
+    coverage = requirements.needs("coverage", "linux")
+    assert coverage is not None and dict(coverage.cargo_tools)["cargo-tarpaulin"] == pin
+    assert _session_job_provides(workflows, requirements, "coverage", lister).tools["cargo-tarpaulin"] == {pin}
+    # The pinned install-action's manifest does not reach it, so asking it would not count.
+    old = "tool: cargo-nextest,cargo-tarpaulin@" + pin
+    runner = requirements.runner_for("ubuntu-24.04")
+    assert runner is not None
+    step = {"uses": "taiki-e/install-action@542cebaaed782771e619bd5609d97659d109c492", "with": {"tool": old[6:]}}
+    provided = wf.provisions_before([step], runner, requirements, {})
+    assert "cargo-tarpaulin" not in provided.tools and "0.35.1" in provided.refused["cargo tool cargo-tarpaulin"]
+
+
+def plan_script(workflows: dict[str, Any]) -> str:
+    (step,) = [s for s in workflows[CI]["jobs"]["plan"]["steps"] if s.get("id") == "plan"]
+    return str(step["run"])
+
+
+def run_plan(tmp_path: Path, script: str, nox_body: str) -> tuple[int, str]:
+    """The plan step as GitHub runs it (bash -e -o pipefail), with a stand-in nox."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "nox").write_text(f"#!/bin/sh\n{nox_body}\n", encoding="utf-8")
+    (bindir / "nox").chmod(0o755)
+    out = tmp_path / "github_output"
+    out.write_text("", encoding="utf-8")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(out)}
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], env=env,
+                          capture_output=True, text=True, check=False)
+    return proc.returncode, out.read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(shutil.which("jq") is None or shutil.which("bash") is None, reason="needs bash and jq")
+def test_issue11_6_plan_step_fails_when_nox_fails(tmp_path: Path, workflows: dict[str, Any]) -> None:
+    script = plan_script(workflows)
+    assert run_plan(tmp_path, script, 'echo "nox: error" >&2; exit 3')[0] != 0
+    assert run_plan(tmp_path, script, "echo '[]'")[0] != 0
+    assert run_plan(tmp_path, script, "echo 'not json'")[0] != 0
+    rc, output = run_plan(tmp_path, script, """echo '[{"session": "sdist"}]'""")
+    assert rc == 0 and 'sessions=[{"session": "sdist"}]' in output
+    # The old step: nox fails, the step passes with an empty matrix.
+    old = 'echo "sessions=$(nox -l --json -t ci)" >> "$GITHUB_OUTPUT"'
+    assert run_plan(tmp_path, old, "exit 3") == (0, "sessions=\n")
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('          sessions="$(nox -l --json -t ci)"\n', "",
+     "straight into $GITHUB_OUTPUT"),
+    ("          jq -e 'type == \"array\" and length > 0' <<< \"$gates\" > /dev/null\n", "",
+     "writes $gates to $GITHUB_OUTPUT without checking"),
+    ("          set -euo pipefail\n", "", "without `set -euo pipefail`"),
+])
+def test_issue11_6_parity_rejects_an_unchecked_plan(tmp_path: Path, loader: Callable[[Path], Any],
+                                                    lister: wf.SessionLister, old: str, new: str,
+                                                    expected: str) -> None:
+    if "straight" in expected:  # the old form of the sessions line
+        old, new = '          echo "sessions=$sessions"', '          echo "sessions=$(nox -l --json -t ci)"'
+    workflows, _ = mutated(tmp_path, loader, CI, old, new)
+    problems = [str(p) for p in wf.check_parity(workflows, lister).problems]
+    assert any(p.startswith(f"{CI}, job plan: plan step") and expected in p for p in problems), problems
+
+
+def test_issue11_7_release_can_be_dry_run(workflows: dict[str, Any]) -> None:
+    dispatch = wf.triggers(workflows[RELEASE])["workflow_dispatch"]
+    assert dispatch["inputs"]["dry-run"]["type"] == "boolean"
+    assert wf.check_dry_run(RELEASE, workflows[RELEASE]) == []
+    publish_if = workflows[RELEASE]["jobs"]["publish"]["if"]
+    ok = {"needs": {j: {"result": "success"} for j in workflows[RELEASE]["jobs"]}}
+    tag = {**ok, "github.ref": "refs/tags/v1.2.3"}
+    assert wf.evaluate(publish_if, {**tag, "inputs": {"dry-run": True}}) is False
+    assert wf.evaluate(publish_if, {**tag, "inputs": {"dry-run": False}}) is True
+    assert wf.evaluate(publish_if, {**tag, "inputs": {}}) is True  # a tag push has no inputs
+    assert wf.evaluate(publish_if, {**ok, "github.ref": "refs/heads/main", "inputs": {"dry-run": False}}) is False
+    failed = {"needs": {**ok["needs"], "publish-check": {"result": "failure"}}}
+    assert wf.evaluate(publish_if, {**failed, "github.ref": "refs/tags/v1", "inputs": {}}) is False
+
+
+@pytest.mark.parametrize(("old", "new", "job", "expected"), [
+    ("  workflow_dispatch:\n", "  workflow_call:\n", "", "cannot be started by hand"),
+    ("        type: boolean\n", "        type: string\n", "", "no boolean `dry-run` input"),
+    ("${{ !inputs.dry-run && ", "${{ ", "publish", "skipped in a dry run"),
+    ("${{ !inputs.dry-run && startsWith(github.ref, 'refs/tags/v')\n      && ", "${{ ", "publish",
+     "skipped in a dry run"),
+    # A build job skipped in a dry run: the rehearsal would not rehearse it.
+    ("    needs: [linux-wheel, windows-gnu-wheel, sdist]\n",
+     "    needs: [linux-wheel, windows-gnu-wheel, sdist]\n    if: ${{ !inputs.dry-run }}\n", "publish-check",
+     "must run every job but the upload"),
+])
+def test_issue11_7_dry_run_rejects(tmp_path: Path, loader: Callable[[Path], Any], old: str, new: str, job: str,
+                                   expected: str) -> None:
+    workflows, _ = mutated(tmp_path, loader, RELEASE, old, new)
+    problems = [str(p) for p in wf.check_dry_run(RELEASE, workflows[RELEASE])]
+    where = f"{RELEASE}, job {job}: " if job else f"{RELEASE}: "
+    assert any(p.startswith(where) and expected in p for p in problems), problems
+
+
+def test_issue11_8_windows_gnu_wheel_runs_on_pull_requests(workflows: dict[str, Any],
+                                                           lister: wf.SessionLister) -> None:
+    assert "windows-gnu-wheel" in names(lister, "-t", "ci")
+    assert wf.triggers(workflows[CI])["pull_request"] is None  # every pull request
+    runs = [r for r in wf.check_parity(workflows, lister).runs if "windows-gnu-wheel" in r.sessions]
+    assert {(r.workflow, r.job) for r in runs} == {(CI, "session"), (RELEASE, "windows-gnu-wheel")}
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("Swatinem/rust-cache@6323deb102c322ba6fcbdcafc7e3dddab59af2b6 # v2.9.2",
+     "Swatinem/rust-cache@779680da715d629ac1d338a641029a2f4372abb5 # v2.8.2", "Swatinem/rust-cache v2.8.2 runs on Node 20"),
+    ("actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f # v6.0.0",
+     "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02 # v4.6.2", "upload-artifact v4.6.2 runs on Node 20"),
+    ("actions/download-artifact@37930b1c2abaa49bbe596cd826c3c89aef350131 # v7.0.0",
+     "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093 # v4.3.0",
+     "download-artifact v4.3.0 runs on Node 20"),
+])
+def test_issue11_9_actions_run_on_node24(tmp_path: Path, loader: Callable[[Path], Any], old: str, new: str,
+                                         expected: str) -> None:
+    workflows, text = mutated(tmp_path, loader, CI, old, new)
+    problems = "\n".join(str(p) for p in wf.check_hardening(CI, workflows[CI], text))
+    assert expected in problems, problems
+
+
+def test_issue11_10_every_job_installs_nox_from_the_lock(workflows: dict[str, Any]) -> None:
+    lock = REPO / "ci" / "requirements-nox.txt"
+    assert re.search(r"^delvewheel==", lock.read_text(encoding="utf-8"), re.M)  # what the gate needs
+    for name, w in workflows.items():
+        for job_id, job in w["jobs"].items():
+            scripts = [str(s.get("run", "")) for s in job.get("steps", [])]
+            if not any("nox " in s for s in scripts):
+                continue
+            assert any("pip install --require-hashes -r ci/requirements-nox.txt" in s for s in scripts), (name, job_id)
+            assert not any("--group" in s for s in scripts), (name, job_id)
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@pytest.mark.parametrize(("expr", "context", "expected"), [
+    ("${{ matrix.nox.name == 'lint' }}", {"matrix.nox": {"name": "lint"}}, True),
+    ("${{ matrix.nox.name != 'lint' && matrix.nox.name != 'x' }}", {"matrix.nox": {"name": "lint"}}, False),
+    ("${{ contains(matrix.nox.tags, 'ci') }}", {"matrix.nox": {"tags": ["ci", "test"]}}, True),
+    ("${{ !contains(matrix.nox.tags, 'lint') }}", {"matrix.nox": {"tags": ["ci", "lint"]}}, False),
+    ("${{ contains(fromJSON('[\"a\", \"b\"]'), matrix.nox.name) }}", {"matrix.nox": {"name": "B"}}, True),
+    ("${{ !cancelled() }}", {}, True),
+    ("${{ github.ref == 'refs/heads/main' }}", {}, None),
+    ("${{ github.ref == 'refs/heads/main' || matrix.nox.name == 'lint' }}", {"matrix.nox": {"name": "lint"}}, True),
+    ("${{ github.ref == 'refs/heads/main' && matrix.nox.name == 'lint' }}", {"matrix.nox": {"name": "x"}}, False),
+    ("${{ startsWith(github.ref, 'refs/tags/v') }}", {"github.ref": "refs/tags/v1"}, True),
+    ("${{ (inputs.dry-run) }}", {"inputs": {}}, False),
+    ("${{ it's broken", {}, None),
+    (None, {}, True),
+    (False, {}, False),
+])
+def test_evaluate(expr: Any, context: dict[str, Any], expected: bool | None) -> None:
+    assert wf.evaluate(expr, context) is expected

@@ -1,6 +1,8 @@
 """The ``lint-workflows`` session: zizmor (offline), the GitHub workflow
-schema, hardening rules and parity (CI jobs run only set-up steps and this
-noxfile's sessions; the rules live in :mod:`ci.blocks.workflows`)."""
+schema, hardening rules, parity (CI jobs run only set-up steps and this
+noxfile's sessions), provisions (each job provides what
+``ci/requirements.toml`` says its sessions need) and the release dry run;
+the rules live in :mod:`ci.blocks.workflows` and :mod:`ci.blocks.needs`."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ci.blocks import needs
 from ci.blocks.workflows import (
     WORKFLOWS_DIR,
     Parity,
+    Provisions,
+    check_dry_run,
     check_hardening,
     check_parity,
+    check_provisions,
     load_workflows,
     nox_lister,
     workflow_files,
@@ -49,12 +55,13 @@ def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
 
 
 def parity_and_hardening(ctx: Context, files: list[Path]) -> tuple[Parity, list[str]]:
-    """Parse the workflows (PyYAML) and check parity and hardening."""
+    """Parse the workflows (PyYAML) and check parity, hardening and the release dry run."""
     with ctx.console.step("parity: jobs run only set-up steps and the noxfile's sessions"):
         workflows = load_workflows(ctx.root)
         parity = check_parity(workflows, nox_lister(ctx.root))
         hardening = [str(p) for f in files
-                     for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"))]
+                     for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"))
+                     + check_dry_run(f.name, workflows[f.name])]
         for run in parity.runs:
             how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
             extra = f" -- {' '.join(run.posargs)}" if run.posargs else ""
@@ -62,10 +69,26 @@ def parity_and_hardening(ctx: Context, files: list[Path]) -> tuple[Parity, list[
     return parity, hardening
 
 
-def write_parity_report(path: Path, parity: Parity, problems: list[str]) -> None:
+def provisions(ctx: Context, parity: Parity) -> tuple[Provisions, list[str]]:
+    """Each job's steps against ``ci/requirements.toml``; the table against ``[tool.maturin-suite]``."""
+    cfg = ctx.config
+    with ctx.console.step(f"provisions: every job provides what {needs.REQUIREMENTS_FILE} says its sessions need"):
+        req = needs.load(ctx.root / needs.REQUIREMENTS_FILE, cfg.python_versions)
+        found = check_provisions(load_workflows(ctx.root), parity, nox_lister(ctx.root), req, cfg.linux_wheel.mode)
+        problems = needs.consistency(req, cfg) + [str(p) for p in found.problems]
+        for note in found.notes:
+            ctx.console.say(f"  known gap (does not fail): {note}")
+    return found, problems
+
+
+def write_parity_report(path: Path, parity: Parity, problems: list[str], found: Provisions | None = None) -> None:
+    checked = found.checked if found is not None else []
+    notes = found.notes if found is not None else []
     path.write_text(
         "".join(f"{r.workflow}\t{r.job}\t{' '.join(r.sessions)}\t{' '.join(r.posargs)}\n" for r in parity.runs)
-        + "".join(f"PROBLEM\t{p}\n" for p in problems), encoding="utf-8")
+        + "".join(f"PROVIDES\t{w}\t{j}\t{s}\t{p}\n" for w, j, s, p in checked)
+        + "".join(f"PROBLEM\t{p}\n" for p in problems)
+        + "".join(f"NOTE\t{n}\n" for n in notes), encoding="utf-8")
 
 
 def run(ctx: Context) -> None:
@@ -82,8 +105,9 @@ def run(ctx: Context) -> None:
         [schema, "--builtin-schema", "vendor.github-workflows", *files], cwd=root, env=ctx.env(),
         title="check-jsonschema --builtin-schema vendor.github-workflows", check=False)
     parity, hardening = parity_and_hardening(ctx, files)
-    problems = [str(p) for p in parity.problems] + hardening
-    write_parity_report(report_dir / "parity.txt", parity, problems)
+    found, provision_problems = provisions(ctx, parity)
+    problems = [str(p) for p in parity.problems] + hardening + provision_problems
+    write_parity_report(report_dir / "parity.txt", parity, problems, found)
     ctx.console.summary("lint-workflows", [
         ("workflows", ", ".join(f.name for f in files)),
         ("zizmor --offline", f"{findings} findings (report: {report_dir / 'zizmor.json'})"),
@@ -91,6 +115,8 @@ def run(ctx: Context) -> None:
         ("parity", f"{len(parity.runs)} nox steps, {sum(len(r.sessions) for r in parity.runs)} session runs, "
                    f"{len(parity.problems)} problems"),
         ("hardening", f"{len(hardening)} problems"),
+        ("provisions", f"{len(found.checked)} job/session pairs, {len(provision_problems)} problems, "
+                       f"{len(found.notes)} known gaps"),
         ("actionlint", "not run (cannot be installed offline; see README)"),
     ])
     failures = [f"zizmor reported {findings} finding(s)"] if findings else []
@@ -99,4 +125,5 @@ def run(ctx: Context) -> None:
     failures += problems
     if failures:
         raise CheckFailed("workflow lint failed:\n  " + "\n  ".join(failures),
-                          hint="fix the workflows; the parity rules are in ci/blocks/workflows.py")
+                          hint="fix the workflows (or ci/requirements.toml); the rules are in "
+                               "ci/blocks/workflows.py and ci/blocks/needs.py")
