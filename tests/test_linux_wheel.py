@@ -51,13 +51,16 @@ def test_canonical_name_puts_pep600_tag_first() -> None:
     assert linux_wheel.canonical_wheel_name(same) == same
 
 
-def test_auto_mode_uses_zig_without_a_working_engine(tmp_path: Path) -> None:
-    mode = linux_wheel.resolve_mode(repo_cfg(mode="auto"), fake_engine(tmp_path, answers=False))
-    assert mode.name == "zig" and "no container engine" in mode.reason
+@pytest.mark.parametrize("answers", [False, True])
+def test_auto_mode_is_zig_whether_or_not_an_engine_answers(tmp_path: Path, answers: bool) -> None:
+    """auto must take the same route on a laptop without Docker and on a
+    GitHub runner with it (issue 11, defect 4)."""
+    mode = linux_wheel.resolve_mode(repo_cfg(mode="auto"), fake_engine(tmp_path, answers=answers))
+    assert mode.name == "zig" and mode.engine is None
 
 
-def test_auto_mode_uses_the_container_when_an_engine_answers(tmp_path: Path) -> None:
-    mode = linux_wheel.resolve_mode(repo_cfg(mode="auto"), fake_engine(tmp_path, answers=True))
+def test_container_mode_is_taken_when_configured(tmp_path: Path) -> None:
+    mode = linux_wheel.resolve_mode(repo_cfg(mode="container"), fake_engine(tmp_path, answers=True))
     assert mode.name == "container" and mode.engine == str(tmp_path / "docker")
 
 

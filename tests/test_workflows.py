@@ -441,18 +441,15 @@ def test_issue11_3_coverage_gets_llvm_tools(workflows: dict[str, Any], requireme
     assert "llvm-tools" not in _session_job_provides(workflows, requirements, "sdist", lister).components
 
 
-def test_linux_wheel_route_follows_the_mode_and_the_runner(requirements: needs.Requirements) -> None:
+def test_linux_wheel_route_follows_the_mode_not_the_runner(requirements: needs.Requirements) -> None:
     linux, windows = requirements.runner_for("ubuntu-24.04"), requirements.runner_for("windows-2022")
     assert linux is not None and windows is not None
-    assert needs.linux_wheel_route("auto", linux) == "container"  # Docker answers on ubuntu-24.04
+    assert linux.container_engine  # Docker answers on ubuntu-24.04 ...
+    assert needs.linux_wheel_route("auto", linux) == "zig"  # ... and auto still takes zig there
     assert needs.linux_wheel_route("auto", windows) == "zig"
-    assert needs.linux_wheel_route("zig", linux) == "zig"
+    assert needs.linux_wheel_route("container", linux) == "container"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 defect 4 is open: ci/sessions/linux_wheel.py reads only tool.maturin-suite.linux-wheel.mode "
-    "(no posarg or env), which is 'auto' and picks the container route where Docker answers; set it to 'zig' "
-    "in pyproject.toml (or give the session a per-run choice and set it in the jobs), then drop this marker"))
 def test_issue11_4_linux_wheel_takes_the_zig_route_on_github(workflows: dict[str, Any], lister: wf.SessionLister,
                                                              requirements: needs.Requirements) -> None:
     parity = wf.check_parity(workflows, lister)

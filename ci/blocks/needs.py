@@ -321,7 +321,7 @@ def linux_wheel_route(configured: str, runner: Runner) -> str:
     """The route ``ci/sessions/linux_wheel.py`` takes on ``runner`` for ``linux-wheel.mode``."""
     if configured in LINUX_WHEEL_MODES:
         return configured
-    return "container" if runner.container_engine else "zig"
+    return "zig"  # auto: the same route everywhere, whatever the runner has
 
 
 def consistency(req: Requirements, cfg: SuiteConfig) -> list[str]:

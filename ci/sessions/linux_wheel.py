@@ -20,7 +20,10 @@ Modes (``[tool.maturin-suite.linux-wheel] mode``):
     Plain ``maturin build --compatibility <policy>`` (for a host that is a
     manylinux image already).
 ``auto``
-    ``container`` when ``docker``/``podman`` answers ``info``, else ``zig``.
+    ``zig``, on every machine. The route must not depend on whether a
+    container engine happens to answer (GitHub's runners have Docker, a
+    laptop may not): what runs locally is what runs in CI. ``container`` is
+    taken only when configured.
 
 With ``gmp = "static"`` gmp-mpfr-sys compiles GMP itself and links it
 statically: nothing is bundled, and its build cache
@@ -100,8 +103,8 @@ def resolve_mode(cfg: SuiteConfig, env: Mapping[str, str]) -> Mode:
     mode = cfg.linux_wheel.mode
     if mode in ("zig", "native"):
         return Mode(mode, "configured")
-    engine = container_engine(env)
     if mode == "container":
+        engine = container_engine(env)
         if engine is None:
             raise ToolMissing(
                 "linux-wheel.mode = \"container\" but no container engine answers (docker/podman info)",
@@ -109,9 +112,7 @@ def resolve_mode(cfg: SuiteConfig, env: Mapping[str, str]) -> Mode:
                 "or set tool.maturin-suite.linux-wheel.mode = \"zig\" (no engine needed)",
             )
         return Mode("container", "configured", engine)
-    if engine is not None:
-        return Mode("container", f"auto: {Path(engine).name} answers", engine)
-    return Mode("zig", "auto: no container engine answers")
+    return Mode("zig", "auto: zig on every machine (container only when configured)")
 
 
 def gmp_cache_dir(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
