@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import tomllib
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import nox
 
+from ci.core import runlock
 from ci.core.console import Console
 from ci.core.context import Context
 from ci.core.errors import SuiteError
@@ -52,29 +57,72 @@ def installing_only(session: nox.Session) -> bool:
     return session.run("python", "-c", "", silent=True) is None
 
 
+# Sessions that only read: they may run beside another run in the checkout.
+READ_ONLY = frozenset({"doctor", "lint_workflows"})
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a CI cancel) and SIGHUP end a session the way Ctrl-C does:
+    children are ended by the code that started them, temporary files and
+    staging folders are removed by their ``finally`` blocks."""
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+@contextmanager
+def stops_like_ctrl_c() -> Iterator[None]:
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s in STOP_SIGNALS:
+        signal.signal(s, _interrupt)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def os_error_line(e: OSError) -> str:
+    """One line naming the path, the operation (the engine function that
+    failed) and the system's reason."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f"{os.sep}ci{os.sep}" in f.filename]
+    where = f" in {Path(frames[-1].filename).stem}.{frames[-1].name}" if frames else ""
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    return f"{e.strerror or type(e).__name__}: {paths or '(no path)'}{where}"
+
+
+def context_for(session: nox.Session, root: Path, console: Console) -> Context:
+    project = load_project(root)
+    return Context(
+        config=project.config,
+        console=console,
+        posargs=tuple(session.posargs),
+        tool_bin=Path(session.bin) if session.venv_backend != "none" else None,
+        base_env=dict(os.environ),
+        model=project,
+    )
+
+
 def engine(session: nox.Session, root: Path, name: str, *, groups: Sequence[str] = ()) -> None:
     """Run the session module ``ci.sessions.<name>`` for ``session``."""
     console = Console.from_env()
     try:
-        has_venv = session.venv_backend != "none"
-        if groups:
-            install(session, root, groups)
-            if installing_only(session):
-                return
-        project = load_project(root)
-        ctx = Context(
-            config=project.config,
-            console=console,
-            posargs=tuple(session.posargs),
-            tool_bin=Path(session.bin) if has_venv else None,
-            base_env=dict(os.environ),
-            model=project,
-        )
-        module: Any = importlib.import_module(f"ci.sessions.{name}")
-        module.run(ctx)
+        with stops_like_ctrl_c():
+            if groups:
+                install(session, root, groups)
+                if installing_only(session):
+                    return
+            if name not in READ_ONLY:
+                runlock.acquire(root, session.name)
+            ctx = context_for(session, root, console)
+            module: Any = importlib.import_module(f"ci.sessions.{name}")
+            module.run(ctx)
     except SuiteError as e:
         console.error(str(e))
         session.error(e.message)
+    except OSError as e:
+        line = os_error_line(e)
+        console.error(line)
+        session.error(line)
 
 
 def suite_tests(session: nox.Session, root: Path) -> None:
