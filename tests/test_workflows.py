@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, run_nox
 
-from ci.blocks import needs
+from ci.blocks import gh_expressions, needs, provisions
 from ci.blocks import workflows as wf
 from ci.core.config import load_config
 
@@ -74,7 +74,7 @@ def requirements() -> needs.Requirements:
 def provision_problems(workflows: dict[str, Any], lister: wf.SessionLister,
                        requirements: needs.Requirements) -> list[str]:
     parity = wf.check_parity(workflows, lister)
-    found = wf.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
+    found = provisions.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
     return [str(p) for p in found.problems]
 
 
@@ -307,7 +307,7 @@ def test_lint_workflows_session_fails_when_zizmor_cannot_run(tmp_path: Path) -> 
 def test_real_workflows_provide_every_need(workflows: dict[str, Any], lister: wf.SessionLister,
                                            requirements: needs.Requirements) -> None:
     parity = wf.check_parity(workflows, lister)
-    found = wf.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
+    found = provisions.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
     assert [str(p) for p in found.problems] == []
     checked = {(w, j, s, p) for w, j, s, p in found.checked}
     # Every session every job runs was checked, on its runner's platform.
@@ -414,7 +414,7 @@ def test_issue11_1_windows_job_selects_the_gnu_host(workflows: dict[str, Any],
                                                     requirements: needs.Requirements) -> None:
     runner = requirements.runner_for("windows-2022")
     assert runner is not None
-    provided = wf.provisions_before(release_job(workflows, "windows-gnu-wheel")["steps"], runner, requirements, {})
+    provided = provisions.provisions_before(release_job(workflows, "windows-gnu-wheel")["steps"], runner, requirements, {})
     wanted = requirements.needs("windows-gnu-wheel", "windows")
     assert wanted is not None and provided.rust_host == "x86_64-pc-windows-gnu" == wanted.rust_host
 
@@ -422,7 +422,7 @@ def test_issue11_1_windows_job_selects_the_gnu_host(workflows: dict[str, Any],
 def test_issue11_2_msys2_installs_pkgconf(workflows: dict[str, Any], requirements: needs.Requirements) -> None:
     runner = requirements.runner_for("windows-2022")
     assert runner is not None
-    provided = wf.provisions_before(release_job(workflows, "windows-gnu-wheel")["steps"], runner, requirements, {})
+    provided = provisions.provisions_before(release_job(workflows, "windows-gnu-wheel")["steps"], runner, requirements, {})
     assert "mingw-w64-x86_64-pkgconf" in provided.msys2
 
 
@@ -431,7 +431,7 @@ def _session_job_provides(workflows: dict[str, Any], requirements: needs.Require
     entry = next(e for e in lister(("-t", "ci")) if e["name"] == name)
     runner = requirements.runner_for("ubuntu-24.04")
     assert runner is not None
-    return wf.provisions_before(workflows[CI]["jobs"]["session"]["steps"], runner, requirements,
+    return provisions.provisions_before(workflows[CI]["jobs"]["session"]["steps"], runner, requirements,
                                 {"matrix.nox": entry})
 
 
@@ -453,7 +453,7 @@ def test_linux_wheel_route_follows_the_mode_not_the_runner(requirements: needs.R
 def test_issue11_4_linux_wheel_takes_the_zig_route_on_github(workflows: dict[str, Any], lister: wf.SessionLister,
                                                              requirements: needs.Requirements) -> None:
     parity = wf.check_parity(workflows, lister)
-    found = wf.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
+    found = provisions.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
     assert found.notes == []
 
 
@@ -468,7 +468,7 @@ def test_issue11_5_tarpaulin_is_the_configured_version_not_the_manifest(
     runner = requirements.runner_for("ubuntu-24.04")
     assert runner is not None
     step = {"uses": "taiki-e/install-action@542cebaaed782771e619bd5609d97659d109c492", "with": {"tool": old[6:]}}
-    provided = wf.provisions_before([step], runner, requirements, {})
+    provided = provisions.provisions_before([step], runner, requirements, {})
     assert "cargo-tarpaulin" not in provided.tools and "0.35.1" in provided.refused["cargo tool cargo-tarpaulin"]
 
 
@@ -528,12 +528,12 @@ def test_issue11_7_release_can_be_dry_run(workflows: dict[str, Any]) -> None:
     publish_if = workflows[RELEASE]["jobs"]["publish"]["if"]
     ok = {"needs": {j: {"result": "success"} for j in workflows[RELEASE]["jobs"]}}
     tag = {**ok, "github.ref": "refs/tags/v1.2.3"}
-    assert wf.evaluate(publish_if, {**tag, "inputs": {"dry-run": True}}) is False
-    assert wf.evaluate(publish_if, {**tag, "inputs": {"dry-run": False}}) is True
-    assert wf.evaluate(publish_if, {**tag, "inputs": {}}) is True  # a tag push has no inputs
-    assert wf.evaluate(publish_if, {**ok, "github.ref": "refs/heads/main", "inputs": {"dry-run": False}}) is False
+    assert gh_expressions.evaluate(publish_if, {**tag, "inputs": {"dry-run": True}}) is False
+    assert gh_expressions.evaluate(publish_if, {**tag, "inputs": {"dry-run": False}}) is True
+    assert gh_expressions.evaluate(publish_if, {**tag, "inputs": {}}) is True  # a tag push has no inputs
+    assert gh_expressions.evaluate(publish_if, {**ok, "github.ref": "refs/heads/main", "inputs": {"dry-run": False}}) is False
     failed = {"needs": {**ok["needs"], "publish-check": {"result": "failure"}}}
-    assert wf.evaluate(publish_if, {**failed, "github.ref": "refs/tags/v1", "inputs": {}}) is False
+    assert gh_expressions.evaluate(publish_if, {**failed, "github.ref": "refs/tags/v1", "inputs": {}}) is False
 
 
 @pytest.mark.parametrize(("old", "new", "job", "expected"), [
@@ -611,4 +611,4 @@ def test_issue11_10_every_job_installs_nox_from_the_lock(workflows: dict[str, An
     (False, {}, False),
 ])
 def test_evaluate(expr: Any, context: dict[str, Any], expected: bool | None) -> None:
-    assert wf.evaluate(expr, context) is expected
+    assert gh_expressions.evaluate(expr, context) is expected

@@ -2,7 +2,8 @@
 schema, hardening rules, parity (CI jobs run only set-up steps and this
 noxfile's sessions), provisions (each job provides what
 ``ci/requirements.toml`` says its sessions need) and the release dry run;
-the rules live in :mod:`ci.blocks.workflows` and :mod:`ci.blocks.needs`."""
+the rules live in :mod:`ci.blocks.workflows`, :mod:`ci.blocks.provisions`,
+:mod:`ci.blocks.gh_expressions` and :mod:`ci.blocks.needs`."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ci.blocks import needs
+from ci.blocks.provisions import Provisions, check_provisions
 from ci.blocks.workflows import (
     WORKFLOWS_DIR,
     Parity,
-    Provisions,
     check_dry_run,
     check_hardening,
     check_parity,
-    check_provisions,
     load_workflows,
     nox_lister,
     workflow_files,
@@ -126,4 +126,4 @@ def run(ctx: Context) -> None:
     if failures:
         raise CheckFailed("workflow lint failed:\n  " + "\n  ".join(failures),
                           hint="fix the workflows (or ci/requirements.toml); the rules are in "
-                               "ci/blocks/workflows.py and ci/blocks/needs.py")
+                               "ci/blocks/workflows.py, ci/blocks/provisions.py and ci/blocks/needs.py")
