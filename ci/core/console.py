@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,46 @@ from pathlib import Path
 from typing import TextIO
 
 from ci.core.errors import StepFailed, ToolMissing
+
+STOP_GRACE = 10.0  # seconds a stopped command gets to end before it is killed
+
+
+def end_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE) -> None:
+    """End ``proc`` and every process it started (its own process group on
+    POSIX): SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if os.name == "nt":
+        proc.kill()
+        proc.wait()
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # The leader is gone; make sure nothing of its group lingers.
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
+        return
+
+
+def run_group(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, capture: bool
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` in a process group of its own: when the session is
+    stopped (Ctrl-C, SIGTERM, SIGHUP) the whole group is ended, grandchildren
+    (rustc under cargo, a server under a wrapper) included."""
+    pipe = subprocess.PIPE if capture else None
+    with subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, text=True,
+                          stdout=pipe, stderr=pipe, start_new_session=os.name != "nt") as proc:
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            end_group(proc)
+            raise
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
@@ -88,15 +129,7 @@ class Console:
             if title:
                 self.say(f"$ {shown}")
             try:
-                proc = subprocess.run(
-                    args,
-                    cwd=cwd,
-                    env=dict(env) if env is not None else None,
-                    text=True,
-                    stdout=subprocess.PIPE if capture else None,
-                    stderr=subprocess.PIPE if capture else None,
-                    check=False,
-                )
+                proc = run_group(args, cwd=cwd, env=env, capture=capture)
             except FileNotFoundError:
                 raise ToolMissing(f"{args[0]} not found (needed to run: {shown})") from None
             if check and proc.returncode != 0:
