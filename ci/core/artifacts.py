@@ -33,6 +33,10 @@ def publish(src: Path, dist: Path) -> Path:
         # mkstemp makes the file private (0600); artifacts are ordinary files.
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        # A failed write carries no file name; name the artifact being written.
+        raise OSError(e.errno, e.strerror, str(final)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
