@@ -25,12 +25,7 @@ from ci.core.errors import ToolMissing
 CARGO_HINT = project.CARGO_HINT
 
 
-def suite_cache(env: Mapping[str, str]) -> Path:
-    """``$XDG_CACHE_HOME/maturin-suite`` (default ``~/.cache/maturin-suite``):
-    the one home of every expensive thing the suite builds once and reuses
-    (tools, GMP builds)."""
-    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "maturin-suite"
+suite_cache = project.suite_cache
 
 
 def _which(name: str, env: Mapping[str, str]) -> str | None:

@@ -22,7 +22,7 @@ from ci.core import runlock
 from ci.core.console import Console
 from ci.core.context import Context
 from ci.core.errors import SuiteError
-from ci.core.project import load_project
+from ci.core.project import load_project, session_env
 
 CONSTRAINTS = Path("ci") / "constraints.txt"
 DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
@@ -97,7 +97,7 @@ def context_for(session: nox.Session, root: Path, console: Console) -> Context:
         console=console,
         posargs=tuple(session.posargs),
         tool_bin=Path(session.bin) if session.venv_backend != "none" else None,
-        base_env=dict(os.environ),
+        base_env=session_env(project.config, os.environ),
         model=project,
     )
 

@@ -193,6 +193,33 @@ def build_project(cfg: SuiteConfig, env: Mapping[str, str]) -> Project:
     return dataclasses.replace(draft, config=with_defaults(cfg, crates, python, pyproject))
 
 
+def suite_cache(env: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/maturin-suite`` (default ``~/.cache/maturin-suite``):
+    the one home of every expensive thing the suite builds once and reuses
+    (tools, GMP builds)."""
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "maturin-suite"
+
+
+def gmp_cache(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
+    """Where gmp-mpfr-sys keeps the GMP it compiles (``gmp = "static"``):
+    one folder for every session and checkout of this machine, so GMP is
+    compiled once per machine and toolchain (gmp-mpfr-sys keys its entries
+    by its version, ``$CC`` and ``$CFLAGS``)."""
+    if cfg.linux_wheel.gmp_cache:
+        return Path(os.path.expanduser(cfg.linux_wheel.gmp_cache))
+    return suite_cache(env) / "gmp-mpfr-sys"
+
+
+def session_env(cfg: SuiteConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment every session starts from: the caller's, plus the
+    shared GMP build cache when GMP is built from source (unless set)."""
+    out = dict(env)
+    if cfg.gmp == "static" and not out.get("GMP_MPFR_SYS_CACHE"):
+        out["GMP_MPFR_SYS_CACHE"] = str(gmp_cache(cfg, env))
+    return out
+
+
 _CACHE: dict[Path, Project] = {}
 
 

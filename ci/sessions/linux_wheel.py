@@ -37,7 +37,6 @@ then published into ``dist/`` atomically.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -52,7 +51,7 @@ from ci.core.config import SuiteConfig
 from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, ConfigError, ToolMissing
-from ci.core.project import Project
+from ci.core.project import Project, gmp_cache
 
 SESSION = "linux-wheel"
 TARGET = "x86_64-unknown-linux-gnu"
@@ -117,9 +116,7 @@ def resolve_mode(cfg: SuiteConfig, env: Mapping[str, str]) -> Mode:
 
 def gmp_cache_dir(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
     """Where gmp-mpfr-sys keeps compiled GMP between runs (``gmp = "static"``)."""
-    if cfg.linux_wheel.gmp_cache:
-        return Path(os.path.expanduser(cfg.linux_wheel.gmp_cache))
-    return toolchain.suite_cache(env) / "gmp-mpfr-sys"
+    return gmp_cache(cfg, env)
 
 
 def patchelf_version(exe: str, env: Mapping[str, str]) -> tuple[int, ...]:
