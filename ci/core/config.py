@@ -99,6 +99,12 @@ class CoverageConfig:
     # The cargo-tarpaulin release the session uses (one on PATH of exactly
     # this version, else the one installed into the suite's tool cache).
     tarpaulin_version: str = "0.37.5"
+    # Extra arguments appended to each tool's command line: both cargo
+    # tarpaulin commands (build and run), pytest (before nox's posargs), and
+    # every llvm-cov export.
+    tarpaulin_args: tuple[str, ...] = ()
+    pytest_args: tuple[str, ...] = ()
+    llvm_cov_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,30 @@ class PublishConfig:
     # Top-level names a wheel may contain besides the import package, its
     # .libs folder and the .dist-info (anything else is a stray file).
     extra_toplevel: tuple[str, ...] = ()
+    # Limits on what any one wheel or sdist in dist/ may claim, checked from its
+    # directory before a member is read (ci.blocks.archives); sizes in bytes,
+    # uncompressed. max-member-size is also the most member bytes publish-check
+    # holds in memory at once (its peak stays near 300 MB with the defaults).
+    max_members: int = 10_000
+    max_total_size: int = 512 * 1024 * 1024
+    max_member_size: int = 128 * 1024 * 1024
+    # Uncompressed / compressed, per member and for the whole archive (members
+    # and archives under 1 MiB are exempt).
+    max_ratio: float = 200.0
+    # METADATA and WHEEL (wheels), PKG-INFO (sdists), and any tar header record.
+    max_metadata_size: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WorkflowsConfig:
+    """``[tool.maturin-suite.workflows]``: what lint-workflows assumes of ``.github/workflows``."""
+
+    # Workflow file name -> the noxfile tags whose sessions it must run (it runs
+    # no other session). Empty: discovered, ``<stem>.yml`` owns the tags
+    # ``<stem>`` and ``<stem>-*`` (ci.yml: ci, ci-gate; release.yml: release).
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The GitHub environment of the one job allowed ``id-token: write``.
+    publish_environment: str = "pypi"
 
 
 @dataclass(frozen=True)
@@ -139,6 +169,7 @@ class SuiteConfig:
     windows_wheel: WindowsWheelConfig = field(default_factory=WindowsWheelConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    workflows: WorkflowsConfig = field(default_factory=WorkflowsConfig)
 
     @property
     def python_pyproject(self) -> Path:
@@ -197,6 +228,8 @@ def _rule_text(rule: str, definition: Any) -> str:
         return "must not be empty"
     if rule == "uniqueItems":
         return "must not repeat a value"
+    if rule == "propertyNames" and isinstance(definition, dict) and "pattern" in definition:
+        return f"has a key that does not match the pattern {definition['pattern']}"
     return f"breaks the schema rule {rule}"
 
 

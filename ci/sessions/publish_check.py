@@ -6,7 +6,18 @@ through every rule that applies to it; each rule yields
 written to ``reports/publish-check/report.md``. The session fails when any row
 fails, and each failure names the file and the rule.
 
+Every wheel and sdist is read as hostile: :func:`ci.blocks.archives.check_archive`
+looks at its directory first (member count, sizes, compression ratios, paths,
+links) and proves the members decompress, in bounded pieces; when that fails,
+no other rule reads the artifact's contents.
+
 Rules
+    ``dist-contents`` dist/ holds wheels and sdists (regular files) only: no other
+                      file, no folder, no link
+    ``archive-limits`` ``publish.max-*``: members, sizes, ratios, metadata size
+    ``archive-paths`` relative paths without ``..``, drive or backslash; files and
+                      folders only (no links, devices, fifos)
+    ``identity``      the file name's distribution is the project's (normalised)
     ``zip``           the wheel is a readable zip and its RECORD matches its bytes
     ``twine``         ``twine check --strict`` (metadata renders, is complete)
     ``version``       one version in the file name, the metadata, the python
@@ -36,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -46,9 +58,9 @@ from pathlib import Path, PurePosixPath
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.tags import Tag
 
+from ci.blocks import archives, toolchain, venvs
 from ci.blocks import pe as dll
 from ci.blocks import sdists as sdist
-from ci.blocks import toolchain, venvs
 from ci.blocks import wheels as wheelcheck
 from ci.core import artifacts
 from ci.core import findings as checks
@@ -70,6 +82,9 @@ STRAY_NAMES = re.compile(
     r"(^|/)(__pycache__/|\.git|\.DS_Store$|\.nox/|target/|\.pytest_cache/)"
     r"|\.(pyc|pyo|orig|rej|swp|bak|o|a|obj|lib|pdb|profraw)$|~$"
 )
+# A failure of one of these rules means the wheel is not installed anywhere.
+GATE_RULES = frozenset({"zip", archives.RULE_LIMITS, archives.RULE_PATHS, "identity"})
+SDIST_ERRORS: tuple[type[Exception], ...] = (*archives.READ_ERRORS, CheckFailed)
 SMOKE_WRAPPER = r"""
 import importlib, json, os, sys
 exec(compile({smoke!r}, "<smoke>", "exec"), {{"__name__": "__smoke__"}})
@@ -206,13 +221,13 @@ def record_findings(name: str, members: Mapping[str, bytes], info: str | None) -
     if info is None or record not in members:
         return [Finding(name, "zip", "fail", "no single .dist-info/RECORD")]
     listed, problems = record_entries(name, members[record])
-    for member, data in members.items():
+    for member in members:  # one member's bytes at a time (members may be read lazily)
         entry = listed.get(member)
         if member == record:
             continue
         if entry is None:
             problems.append(f"{member} is not in RECORD")
-        elif entry.hash_ is None or not entry.validate(data):
+        elif entry.hash_ is None or not entry.validate(members[member]):
             problems.append(f"{member}: hash/size differ from RECORD")
     problems += [f"RECORD lists {m}, which is not in the wheel" for m in listed if m not in members]
     if problems:
@@ -284,8 +299,7 @@ def stray_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], in
 def license_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], info: str | None) -> list[Finding]:
     if not cfg.publish.licenses:
         return [Finding(name, "licenses", "n/a", "no publish.licenses configured")]
-    shipped = {PurePosixPath(m).name: data for m, data in members.items()
-               if info and m.startswith(f"{info}/licenses/")}
+    shipped = {PurePosixPath(m).name: m for m in members if info and m.startswith(f"{info}/licenses/")}
     problems, covered = [], []
     for lib, files in cfg.publish.licenses.items():
         contained = any(PurePosixPath(m).name.startswith(lib) and ".libs/" in m for m in members)
@@ -298,7 +312,7 @@ def license_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], 
             want = (cfg.root / rel)
             if PurePosixPath(rel).name not in shipped:
                 problems.append(f"{lib}: {PurePosixPath(rel).name} missing from {info}/licenses/")
-            elif want.is_file() and shipped[PurePosixPath(rel).name] != want.read_bytes():
+            elif want.is_file() and members[shipped[PurePosixPath(rel).name]] != want.read_bytes():
                 problems.append(f"{lib}: {PurePosixPath(rel).name} differs from {rel}")
     if problems:
         return [Finding(name, "licenses", "fail", "; ".join(problems))]
@@ -307,14 +321,23 @@ def license_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], 
     return [Finding(name, "licenses", "pass", f"licence texts for {', '.join(covered)}")]
 
 
-def bundled_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes]) -> list[Finding]:
+def bundled_findings(cfg: SuiteConfig, name: str, members: archives.ZipMembers) -> list[Finding]:
+    """``bundled-libs``, reading only the ``.so`` files and ``<pkg>.libs/``.
+    bundling_problems holds every extension module's bytes at once, so together
+    they must fit in ``publish.max-member-size``."""
+    libs = wheelcheck.libs_dir(cfg.import_name) + "/"
+    native = members.only(lambda m: m.endswith(".so") or m.startswith(libs))
+    held = sum(native.size(m) for m in native if not m.startswith(libs))
+    if held > members.limits.max_member_size:
+        return [Finding(name, "bundled-libs", "fail", f"the extension modules total {held} bytes, over "
+                        f"max-member-size ({members.limits.max_member_size}); not read into memory at once")]
     try:
-        problems = wheelcheck.bundling_problems(members, cfg.import_name, cfg.linux_wheel.bundled_libraries)
+        problems = wheelcheck.bundling_problems(native, cfg.import_name, cfg.linux_wheel.bundled_libraries)
     except CheckFailed as e:
         problems = [e.message]
     if problems:
         return [Finding(name, "bundled-libs", "fail", "; ".join(problems))]
-    files = wheelcheck.bundled_files(members, cfg.import_name)
+    files = wheelcheck.bundled_files(native, cfg.import_name)
     return [Finding(name, "bundled-libs", "pass", ", ".join(files) or "nothing bundled (as configured)")]
 
 
@@ -450,16 +473,30 @@ def contents_findings(ctx: Context, cfg: SuiteConfig, path: Path, members: Mappi
 
 
 def wheel_findings(ctx: Context, path: Path, versions: Versions, work: Path) -> list[Finding]:
+    """Every rule for one wheel: the archive's limits first; only when they hold
+    is a member read (lazily, one capped read at a time)."""
     cfg = ctx.config
     name = path.name
+    limits = archives.limits_of(cfg.publish)
+    guard = archives.check_archive(path, limits)
+    if checks.failures(guard):
+        return guard
     try:
         _dist, file_version, tags = wheel_tags(name)
     except CheckFailed as e:
-        return [Finding(name, "tags", "fail", e.message)]
+        return [Finding(name, "tags", "fail", e.message), *guard]
     try:
-        members = wheelcheck.read_members(path)
-    except CheckFailed as e:
-        return [Finding(name, "zip", "fail", e.message), *twine_findings(ctx, path, work)]
+        with archives.wheel_members(path, limits) as members:
+            # The archive rows go last so that the table keeps its familiar columns first.
+            return wheel_content_findings(ctx, path, members, file_version, tags, versions, work) + guard
+    except archives.ArchiveError as e:  # the file changed after check_archive read it
+        return [Finding(name, e.rule, "fail", e.detail), *guard]
+
+
+def wheel_content_findings(ctx: Context, path: Path, members: archives.ZipMembers, file_version: str,
+                           tags: frozenset[Tag], versions: Versions, work: Path) -> list[Finding]:
+    cfg = ctx.config
+    name = path.name
     info = dist_info_dir(members)
     meta = metadata_of(members, info) if info else None
     found = record_findings(name, members, info)
@@ -481,38 +518,51 @@ def wheel_findings(ctx: Context, path: Path, versions: Versions, work: Path) -> 
     return found
 
 
+def sdist_metadata(path: Path, limits: archives.Limits) -> tuple[list[str], email.message.Message | None]:
+    """Member names and the top PKG-INFO of an sdist that check_archive passed
+    (PKG-INFO read with a cap, whatever its header says)."""
+    with tarfile.open(path, "r:gz") as tar:
+        infos = tar.getmembers()
+        pkg_info = next((m for m in infos if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")), None)
+        raw = tar.extractfile(pkg_info) if pkg_info else None
+        meta = email.parser.BytesParser().parsebytes(raw.read(limits.max_metadata_size + 1)) if raw else None
+    return [m.name for m in infos], meta
+
+
 def sdist_findings(ctx: Context, path: Path, versions: Versions, work: Path, build: bool) -> list[Finding]:
     cfg = ctx.config
     name = path.name
+    limits = archives.limits_of(cfg.publish)
+    guard = archives.check_archive(path, limits)
+    if checks.failures(guard):
+        return guard
     try:
         _dist, file_version = sdist_version(name)
-        with tarfile.open(path) as tar:
-            members = [m.name for m in tar.getmembers()]
-            pkg_info = next((m for m in tar.getmembers() if m.name.count("/") == 1
-                             and m.name.endswith("/PKG-INFO")), None)
-            raw = tar.extractfile(pkg_info) if pkg_info else None
-            meta = email.parser.BytesParser().parsebytes(raw.read()) if raw else None
-    except (tarfile.TarError, OSError, EOFError, CheckFailed) as e:
-        return [Finding(name, "zip", "fail", f"not a readable sdist: {e}")]
+        members, meta = sdist_metadata(path, limits)
+    except SDIST_ERRORS as e:
+        return [Finding(name, "zip", "fail", f"not a readable sdist: {e}"), *guard]
     found = [Finding(name, "zip", "pass", f"{len(members)} members")]
     found += twine_findings(ctx, path, work)
     found += version_findings(name, file_version, meta.get("Version") if meta else None, versions)
     stray = [m for m in members if STRAY_NAMES.search(m)]
     found.append(Finding(name, "stray-files", "fail" if stray else "pass",
                          ("unexpected: " + ", ".join(stray[:8])) if stray else ""))
-    problems = sdist.check_completeness(cfg, path)
+    return found + sdist_build_findings(ctx, path, build) + guard
+
+
+def sdist_build_findings(ctx: Context, path: Path, build: bool) -> list[Finding]:
+    name = path.name
+    problems = sdist.check_completeness(ctx.config, path)
     if problems:
-        found.append(Finding(name, "sdist", "fail", "; ".join(problems)))
-    elif not build:
-        found.append(Finding(name, "sdist", "pass", "complete (offline build skipped: --no-sdist-build)"))
-    else:
-        try:
-            wheel = sdist.build_from_sdist(ctx, path)
-            wheel.unlink(missing_ok=True)
-            found.append(Finding(name, "sdist", "pass", "complete; a wheel builds from it offline"))
-        except SuiteError as e:
-            found.append(Finding(name, "sdist", "fail", f"offline build from the sdist failed: {e.message}"))
-    return found
+        return [Finding(name, "sdist", "fail", "; ".join(problems))]
+    if not build:
+        return [Finding(name, "sdist", "pass", "complete (offline build skipped: --no-sdist-build)")]
+    try:
+        wheel = sdist.build_from_sdist(ctx, path)
+        wheel.unlink(missing_ok=True)
+        return [Finding(name, "sdist", "pass", "complete; a wheel builds from it offline")]
+    except SuiteError as e:
+        return [Finding(name, "sdist", "fail", f"offline build from the sdist failed: {e.message}")]
 
 
 # ----------------------------------------------------------------- smoke
@@ -582,7 +632,7 @@ def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: st
         if report["version"] is None or normalize(str(report["version"])) != versions.expected:
             problems.append(f"__version__ is {report['version']!r}, expected {versions.expected}")
         libs_dir = str(Path(report["package_dir"]).parent / wheelcheck.libs_dir(cfg.import_name))
-        bundled = wheelcheck.bundled_files(wheelcheck.read_members(wheel), cfg.import_name)
+        bundled = wheelcheck.bundled_files(dict.fromkeys(archives.file_names(wheel), b""), cfg.import_name)
         foreign = [lib for lib in report["libs"] if not lib.startswith(libs_dir + os.sep)]
         if foreign:
             problems.append(f"loaded from outside the wheel: {', '.join(foreign)}")
@@ -647,15 +697,60 @@ def parse_args(posargs: tuple[str, ...]) -> dict[str, bool]:
     return {v: k in posargs for k, v in known.items()}
 
 
+def regular_file(path: Path) -> bool:
+    """A regular file itself (not a link to one, not a fifo or device)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def collect(dist: Path) -> tuple[list[Path], list[Path], list[Path]]:
-    """(wheels, sdists, other files) in dist/, ignoring in-flight partial writes."""
+    """(wheels, sdists, other files) in dist/, ignoring in-flight partial writes
+    (links, folders and special files are none of these: see dist_contents_findings)."""
     if not dist.is_dir():
         return [], [], []
-    files = sorted(p for p in dist.iterdir() if p.is_file() and not p.name.startswith(artifacts.TMP_MARK))
+    files = sorted(p for p in dist.iterdir() if regular_file(p) and not p.name.startswith(artifacts.TMP_MARK))
     wheels = [p for p in files if p.name.endswith(".whl")]
     sdists = [p for p in files if p.name.endswith(".tar.gz")]
     other = [p for p in files if p not in wheels and p not in sdists]
     return wheels, sdists, other
+
+
+def dist_contents_findings(dist: Path) -> list[Finding]:
+    """``dist-contents``: dist/ holds wheels and sdists, as regular files, and
+    nothing else (a link or a fifo named like a wheel is never opened)."""
+    found = []
+    for p in sorted(dist.iterdir()) if dist.is_dir() else []:
+        if p.name.startswith(artifacts.TMP_MARK):
+            continue
+        try:
+            mode = p.lstat().st_mode
+        except OSError:
+            continue  # gone meanwhile
+        if stat.S_ISLNK(mode):
+            found.append(Finding(p.name, "dist-contents", "fail", "a symbolic link, not a file"))
+        elif stat.S_ISDIR(mode):
+            found.append(Finding(p.name + "/", "dist-contents", "fail", "a folder: dist/ holds only wheels and sdists"))
+        elif not stat.S_ISREG(mode):
+            found.append(Finding(p.name, "dist-contents", "fail", "not a regular file"))
+        elif not p.name.endswith((".whl", ".tar.gz")):
+            found.append(Finding(p.name, "dist-contents", "fail", "not a wheel or an sdist"))
+    return found
+
+
+def identity_findings(distribution: str, path: Path) -> list[Finding]:
+    """``identity``: the distribution the file name states is the project's."""
+    from packaging.utils import canonicalize_name
+
+    try:
+        dist = wheel_tags(path.name)[0] if path.name.endswith(".whl") else sdist_version(path.name)[0]
+    except CheckFailed as e:
+        return [Finding(path.name, "identity", "fail", f"names no distribution: {e.message}")]
+    want = canonicalize_name(distribution)
+    if canonicalize_name(dist) != want:
+        return [Finding(path.name, "identity", "fail", f"a file of {dist}, not of this project's {want}")]
+    return [Finding(path.name, "identity", "pass", want)]
 
 
 def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: bool = True) -> list[Finding]:
@@ -664,23 +759,24 @@ def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: 
     env = ctx.env()
     work = cfg.work_dir(SESSION)
     work.mkdir(parents=True, exist_ok=True)
-    wheels, sdists, other = collect(cfg.dist_dir)
+    wheels, sdists, _other = collect(cfg.dist_dir)
     if not wheels and not sdists:
         raise CheckFailed(f"nothing to check: {cfg.dist_dir} holds no wheel or sdist",
                           hint="build them first: nox -s linux-wheel sdist")
     versions = project_versions(ctx.project, env)
+    distribution = ctx.project.config.distribution or cfg.distribution
     found: list[Finding] = []
     for w in wheels:
         with ctx.console.step(f"check {w.name}"):
-            found += wheel_findings(ctx, w, versions, work)
+            found += wheel_findings(ctx, w, versions, work) + identity_findings(distribution, w)
     for s in sdists:
         with ctx.console.step(f"check {s.name}"):
-            found += sdist_findings(ctx, s, versions, work, build_sdist)
-    found += [Finding(p.name, "stray-files", "fail", "not a wheel or an sdist") for p in other]
+            found += sdist_findings(ctx, s, versions, work, build_sdist) + identity_findings(distribution, s)
+    found += dist_contents_findings(cfg.dist_dir)
     if smoke:
         with ctx.console.step("smoke-install the wheels this machine can run"):
             interpreters, missing = toolchain.find_interpreters(cfg.python_versions, env)
-            good = [w for w in wheels if not any(f.artifact == w.name and f.rule == "zip" and f.status == "fail"
+            good = [w for w in wheels if not any(f.artifact == w.name and f.rule in GATE_RULES and f.status == "fail"
                                                  for f in found)]
             found += smoke_findings(ctx, good, interpreters, missing, versions, work)
     if release:
