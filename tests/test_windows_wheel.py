@@ -1,4 +1,4 @@
-"""The windows-gnu-wheel session (ci/windows.py): set-up detection, the
+"""The windows-gnu-wheel session (ci/sessions/windows_gnu_wheel.py, ci/blocks/mingw.py): set-up detection, the
 MinGW GMP cache, the gmp-mpfr-sys probe compiler, and the session end to end
 (wheel in dist/, checks, Rust tests under wine)."""
 
@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run_nox
+from conftest import assert_clean_failure, run_nox
 
 from ci.blocks import mingw as windows
 from ci.blocks import pe as dll
@@ -259,6 +259,26 @@ def test_session_builds_checks_and_runs_the_rust_tests_under_wine(windows_ws: Pa
         assert "SKIPPED: wine not installed" in out
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wine") is None, reason="needs wine to run the Rust tests for Windows")
+def test_a_wheel_whose_windows_tests_fail_never_reaches_dist(windows_ws: Path) -> None:
+    """Order: the staged wheel is tested under wine first; dist/ gets it only
+    when the tests pass (a failing Rust test leaves dist/ without it)."""
+    cfg = load_config(windows_ws)
+    for old in cfg.dist_dir.glob("*-win_amd64.whl"):
+        old.unlink()
+    lib = windows_ws / "crates" / "qsym-core" / "src" / "lib.rs"
+    source = lib.read_text()
+    lib.write_text(source + "\n#[cfg(test)]\nmod broken {\n    #[test]\n    fn fails_on_windows() {\n"
+                   "        assert_eq!(1 + 1, 3);\n    }\n}\n")
+    try:
+        proc = run_nox(windows_ws, "-s", "windows-gnu-wheel")
+    finally:
+        lib.write_text(source)
+    text = assert_clean_failure(proc, "Rust tests failed under wine")
+    assert list(cfg.dist_dir.glob("*-win_amd64.whl")) == [], text[-2000:]
+
+
 @pytest.fixture(scope="module")
 def session_tools(windows_ws: Path) -> Path:
     """The session's own venv (wheel, delvewheel, ...), as nox installs it."""
@@ -296,9 +316,9 @@ def test_finish_wheel_adds_the_licences_of_bundled_mingw_runtimes(session_tools:
     cfg = load_config(ROOT)
     ctx = Context(config=cfg, console=Console(stream=io.StringIO()), tool_bin=session_tools,
                   base_env=dict(os.environ))
-    files = windows.licence_files_for(cfg, [libgcc.split("/")[-1]])
+    files = session.licence_files_for(cfg, [libgcc.split("/")[-1]])
     assert {f.name for f in files} == {"GCC-RUNTIME-LIBRARY-EXCEPTION-3.1.txt", "GCC-GPL-3.0.txt"}
-    out = windows.finish_wheel(ctx, src, files, tmp_path / "out")
+    out = session.finish_wheel(ctx, src, files, tmp_path / "out")
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
         metadata = z.read(f"{info}/METADATA").decode()

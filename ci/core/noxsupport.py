@@ -134,7 +134,8 @@ def suite_tests(session: nox.Session, root: Path) -> None:
     rcfile = str(root / "pyproject.toml")
     env = {"COVERAGE_RCFILE": rcfile, "COVERAGE_PROCESS_START": rcfile, "COVERAGE_FILE": str(data / ".coverage")}
     session.run("coverage", "erase", env=env)
-    session.run("coverage", "run", "-m", "pytest", "tests", *session.posargs, env=env)
+    # No path: pytest takes testpaths (tests/) unless the arguments name files.
+    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
     session.run("coverage", "combine", "--quiet", env=env, success_codes=[0, 1])
     session.run("coverage", "report", "--skip-covered", "--sort=cover", env=env)
     session.run("coverage", "json", "-o", str(data / "coverage.json"), "--quiet", env=env)

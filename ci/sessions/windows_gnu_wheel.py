@@ -446,7 +446,7 @@ def check_wheel(ctx: Context, final: Path, env: dict[str, str], staging: Path) -
     return findings
 
 
-def windows_tests(ctx: Context, mode: str, route: RustRoute, env: dict[str, str], published: Path,
+def windows_tests(ctx: Context, mode: str, route: RustRoute, env: dict[str, str], wheel: Path,
                   work: Path) -> tuple[str, str]:
     """The Rust tests on Windows or under wine, as the wine mode says; their summary row."""
     if mode == "skip":
@@ -459,7 +459,7 @@ def windows_tests(ctx: Context, mode: str, route: RustRoute, env: dict[str, str]
         return row
     with ctx.console.step("Rust tests for Windows"):
         start = time.monotonic()
-        result = run_wine_tests(ctx, route, env, published, work)
+        result = run_wine_tests(ctx, route, env, wheel, work)
     return ("Rust tests " + ("under wine" if os.name != "nt" else "on Windows"),
             f"{result.passed} passed, {result.failed} failed in {result.binaries} binaries "
             f"{result.note} ({time.monotonic() - start:.0f}s)")
@@ -490,9 +490,10 @@ def run(ctx: Context) -> None:
                      f"{mib(du(cargo_target_dir(work, route)))}"))
         final, bundled = bundle_dlls(ctx, route, env, gmp_prefix, unrepaired, staging)
         findings = check_wheel(ctx, final, env, staging)
-        published = artifacts.publish(final, cfg.dist_dir)
-        rows.append(("wheel", f"{published} ({mib(published.stat().st_size)})"))
         rows.append(("bundled", ", ".join(bundled) or "nothing"))
         rows.append(("checks", f"{len(findings)} findings, all pass"))
-        rows.append(windows_tests(ctx, mode, route, env, published, work))
+        # The staged wheel is tested; only a wheel whose tests passed reaches dist/.
+        rows.append(windows_tests(ctx, mode, route, env, final, work))
+        published = artifacts.publish(final, cfg.dist_dir)
+        rows.append(("wheel", f"{published} ({mib(published.stat().st_size)})"))
     ctx.console.summary(SESSION, rows)
