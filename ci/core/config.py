@@ -146,6 +146,17 @@ class WorkflowsConfig:
 
 
 @dataclass(frozen=True)
+class TimeoutsConfig:
+    """``[tool.maturin-suite.timeouts]``: seconds before a command is ended
+    (its whole process group) and the session fails naming the key."""
+
+    # Installing a built wheel into a fresh venv and running the smoke code.
+    smoke: float = 600.0
+    # One test run: cargo nextest / cargo test, pytest, the Rust tests under wine.
+    tests: float = 3600.0
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     """``[tool.maturin-suite]``, with paths made absolute."""
 
@@ -169,6 +180,7 @@ class SuiteConfig:
     windows_wheel: WindowsWheelConfig = field(default_factory=WindowsWheelConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     workflows: WorkflowsConfig = field(default_factory=WorkflowsConfig)
 
     @property

@@ -46,7 +46,7 @@ def end_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE) -> None:
 
 
 def run_group(
-    args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, capture: bool
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, capture: bool, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``subprocess.run`` in a process group of its own: when the session is
     stopped (Ctrl-C, SIGTERM, SIGHUP) the whole group is ended, grandchildren
@@ -55,7 +55,7 @@ def run_group(
     with subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, text=True,
                           stdout=pipe, stderr=pipe, start_new_session=os.name != "nt") as proc:
         try:
-            stdout, stderr = proc.communicate()
+            stdout, stderr = proc.communicate(timeout=timeout)
         except BaseException:
             end_group(proc)
             raise
@@ -121,17 +121,23 @@ class Console:
         capture: bool = False,
         check: bool = True,
         hint: str | None = None,
+        timeout: tuple[float, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run one command as a step; raise :class:`StepFailed` when it fails."""
+        """Run one command as a step; raise :class:`StepFailed` when it fails
+        or outlives ``timeout`` (seconds, and the config key that set them)."""
         args = [os.fspath(a) for a in argv]
         shown = shlex.join(args)
         with self.step(title or shown):
             if title:
                 self.say(f"$ {shown}")
             try:
-                proc = run_group(args, cwd=cwd, env=env, capture=capture)
+                proc = run_group(args, cwd=cwd, env=env, capture=capture, timeout=timeout[0] if timeout else None)
             except FileNotFoundError:
                 raise ToolMissing(f"{args[0]} not found (needed to run: {shown})") from None
+            except subprocess.TimeoutExpired:
+                seconds, key = timeout or (0.0, "")
+                raise StepFailed(f"timed out after {seconds:.0f}s ({key}), ended: {shown}", 124,
+                                 hint=f"raise {key} if this run is legitimately slow") from None
             if check and proc.returncode != 0:
                 if capture:
                     self.say((proc.stdout or "") + (proc.stderr or ""))

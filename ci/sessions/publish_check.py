@@ -65,6 +65,7 @@ from ci.blocks import wheels as wheelcheck
 from ci.core import artifacts
 from ci.core import findings as checks
 from ci.core.config import SuiteConfig
+from ci.core.console import run_group
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, SuiteError
 from ci.core.findings import Finding
@@ -353,6 +354,17 @@ def tool_run(ctx: Context, argv: list[str], cwd: Path) -> subprocess.CompletedPr
         return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {e}")
 
 
+def timed(
+    argv: list[str], cwd: Path, env: Mapping[str, str], seconds: float
+) -> subprocess.CompletedProcess[str] | None:
+    """Run ``argv`` in its own process group; None (the group ended) when it
+    outlives ``seconds``."""
+    try:
+        return run_group(argv, cwd=cwd, env=env, capture=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def last_lines(text: str, n: int = 3) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(lines[-n:])
@@ -614,13 +626,19 @@ def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: st
         uv = venvs.find_uv(env)
         install = ([uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
                    if uv else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)])
-        proc = subprocess.run(install, cwd=tmp, env=env, capture_output=True, text=True, check=False)
+        seconds = cfg.timeouts.smoke
+        proc = timed(install, tmp, env, seconds)
+        if proc is None:
+            return Finding(wheel.name, "smoke", "fail", f"{label}: install timed out after {seconds:.0f}s "
+                           "(tool.maturin-suite.timeouts.smoke)")
         if proc.returncode != 0:
             return Finding(wheel.name, "smoke", "fail", f"{label}: install failed: {last_lines(proc.stderr)}")
         run_dir = tmp / "run"
         run_dir.mkdir()
-        proc = subprocess.run([str(python), "-I", "-c", code], cwd=run_dir, env=env,
-                              capture_output=True, text=True, check=False, timeout=600)
+        proc = timed([str(python), "-I", "-c", code], run_dir, env, seconds)
+        if proc is None:
+            return Finding(wheel.name, "smoke", "fail", f"{label}: the smoke code timed out after {seconds:.0f}s "
+                           "(tool.maturin-suite.timeouts.smoke)")
         ctx.console.say(f"smoke {wheel.name} on {label}: exit {proc.returncode}\n{proc.stdout.strip()}")
         if proc.returncode != 0:
             return Finding(wheel.name, "smoke", "fail", f"{label}: {last_lines(proc.stdout + proc.stderr)}")

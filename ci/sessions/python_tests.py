@@ -80,7 +80,8 @@ def run(ctx: Context) -> None:
         title=f"install {wheel.name} into Python {version}",
     )
     ctx.console.run(pytest_command(ctx, Path(python), version), cwd=cfg.work_dir(SESSION), env=env,
-                    title=f"pytest on Python {version}")
+                    title=f"pytest on Python {version}",
+                    timeout=(cfg.timeouts.tests, "tool.maturin-suite.timeouts.tests"))
     ctx.console.summary(f"{SESSION} (Python {version})", [
         ("Python", f"{version} ({python})"),
         ("wheel", f"{wheel}{'' if installed else ' (already installed, unchanged)'}"),

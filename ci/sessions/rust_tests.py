@@ -65,6 +65,7 @@ def run_tests(ctx: Context, cargo: str, nextest: bool) -> StepFailed | None:
             cwd=ctx.config.workspace,
             env=ctx.env(),
             title="cargo nextest run" if nextest else "cargo test",
+            timeout=(ctx.config.timeouts.tests, "tool.maturin-suite.timeouts.tests"),
         )
     except StepFailed as e:
         return e

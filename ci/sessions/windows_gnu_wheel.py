@@ -214,7 +214,7 @@ def wine_shims(ctx: Context, env: Mapping[str, str], dest: Path) -> list[str]:
 TEST_RESULT = re.compile(r"test result: (\w+)\. (\d+) passed; (\d+) failed")
 
 
-def wine_runner(env: Mapping[str, str]) -> list[str]:
+def wine_runner(env: Mapping[str, str], seconds: float) -> list[str]:
     """The command prefix that runs a Windows program here: none on Windows, wine (under timeout) elsewhere."""
     if os.name == "nt":
         return []
@@ -222,7 +222,8 @@ def wine_runner(env: Mapping[str, str]) -> list[str]:
     if wine is None:
         raise ToolMissing("wine is not installed", hint=setup_hint([], wine=True))
     # A hung wine must not hang CI: coreutils' timeout ends the test run.
-    return [_which("timeout", env) or "timeout", "900", wine]
+    # (tool.maturin-suite.timeouts.tests).
+    return [_which("timeout", env) or "timeout", f"{seconds:.0f}", wine]
 
 
 def build_test_executables(ctx: Context, route: RustRoute, env: dict[str, str]) -> list[Path]:
@@ -310,7 +311,7 @@ def stop_wineserver(env: Mapping[str, str], wenv: dict[str, str]) -> None:
 
 
 def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: Path, work: Path) -> WineResult:
-    runner = wine_runner(env)
+    runner = wine_runner(env, ctx.config.timeouts.tests)
     exes = build_test_executables(ctx, route, env)
     run_dir = empty_dir(work / "wine-run")
     dlls = wheel_dlls(wheel, run_dir)
