@@ -13,6 +13,7 @@ failure (tests or doctests) fails the session once the summary is printed.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ci.blocks import toolchain
@@ -36,11 +37,15 @@ def shown(ctx: Context, path: Path) -> str:
     return str(path.relative_to(ctx.root) if path.is_relative_to(ctx.root) else path)
 
 
-def nextest_rows(ctx: Context, nextest: bool) -> list[tuple[str, str]]:
-    """The summary rows of nextest's JUnit report (published into reports/), if any."""
+def nextest_rows(ctx: Context, nextest: bool, started: float) -> list[tuple[str, str]]:
+    """The summary rows of nextest's JUnit report (published into reports/),
+    when this run wrote one: a report older than the run (an earlier run's,
+    e.g. under a shared CARGO_TARGET_DIR) is never reported as this run's."""
     junit = target_dir(ctx) / "nextest" / NEXTEST_PROFILE / "junit.xml"
     if not (nextest and junit.is_file()):
         return []
+    if junit.stat().st_mtime < started:
+        return [("junit", f"none from this run (ignored {junit}, written before it started)")]
     published = artifacts.publish(junit, ctx.config.report_dir("rust-tests"))
     tests, failed, skipped = junit_counts(published)
     return [("tests", f"{tests} run, {failed} failed, {skipped} skipped"), ("junit", shown(ctx, published))]
@@ -81,9 +86,17 @@ def check_native(ctx: Context, *, cached: bool) -> None:
             toolchain.require_native(ctx.config.native, ctx.env(), cache)
 
 
+def forget_earlier_reports(ctx: Context) -> None:
+    """This session's reports in reports/rust-tests/ are only ever this run's."""
+    for name in ("junit.xml", "doctests.xml"):
+        (ctx.config.report_dir("rust-tests") / name).unlink(missing_ok=True)
+
+
 def run(ctx: Context) -> None:
     env = ctx.env()
     cargo = ctx.project.cargo
+    started = time.time() - 1.0  # file times have coarse resolution on some filesystems
+    forget_earlier_reports(ctx)
     check_native(ctx, cached=True)
     nextest = toolchain.has_nextest(cargo, env)
     rows = [("runner", "cargo-nextest" if nextest else "cargo test (cargo-nextest not installed)")]
@@ -95,7 +108,7 @@ def run(ctx: Context) -> None:
         if libraries:
             doctests = run_doctests(ctx, cargo, env)
     finally:
-        rows += nextest_rows(ctx, nextest)
+        rows += nextest_rows(ctx, nextest, started)
         rows += doctest_rows(ctx, doctests, libraries)
         rows.append(("excluded", f"{python_crate_name(ctx)} (extension module; tested by python-tests)"))
         ctx.console.summary("rust-tests", rows)
