@@ -1,31 +1,52 @@
 """The ``coverage`` session: Rust (cargo-tarpaulin, plus the PyO3 layer as
 reached from pytest) and Python (coverage.py) line coverage into ``coverage/``.
 
-Rust, two measurements merged into one report:
+Every test runs and every report is written, failures or not; the session
+then fails with one line naming the runs that failed and how many tests
+(and any floor missed).
 
-1. ``cargo tarpaulin --engine llvm`` runs the workspace's Rust tests (the
-   extension crate excluded, as in ``rust-tests``). Its LCOV lists every
-   coverable line of every crate, the PyO3 crate's included (with 0 hits:
-   Rust tests never load it).
-2. The extension is built by maturin with the same ``-C instrument-coverage``
+Rust, three measurements merged into one report:
+
+1. ``cargo tarpaulin --engine llvm --no-fail-fast`` runs the workspace's Rust
+   tests (the extension crate excluded, as in ``rust-tests``; built first with
+   ``--no-run`` so the build streams, then run with its output captured to
+   count the tests). Its LCOV lists every coverable line of every crate, the
+   PyO3 crate's included (with 0 hits: Rust tests never load it).
+2. tarpaulin drops the coverage of a test binary that failed, but keeps its
+   profile (``<target>/tarpaulin/profraws/<binary>_<signature>-<pid>.profraw``):
+   ``llvm-profdata merge`` + ``llvm-cov export`` of those profiles over those
+   binaries give the Rust tests' hits on every line, failed binaries included.
+3. The extension is built by maturin with the same ``-C instrument-coverage``
    flags into the same cargo target dir, installed into the session venv, and
    the Python tests run with ``LLVM_PROFILE_FILE`` pointing into a folder the
-   session owns. ``llvm-profdata merge`` + ``llvm-cov export -format=lcov``
-   (LLVM of rustc's major version) turn those profiles into LCOV.
+   session owns; ``llvm-profdata merge`` + ``llvm-cov export -format=lcov``
+   over the installed extension (the very object Python loaded) turn those
+   profiles into LCOV. Files of the cargo registry, of Rust's standard
+   library and of target dirs are left out (``-ignore-filename-regex``);
+   relative paths are read against the workspace (rustc's working dir).
 
-The merge keeps tarpaulin's set of coverable lines (its source analysis
-decides what a line is) and adds the hits the extension run saw on those
-lines; a file tarpaulin does not list takes llvm-cov's lines. So the PyO3
-glue in ``crates/qsym-python/src/lib.rs`` and the core code it calls are
-credited to the Python tests.
+The merge is a per-file union by line number: a line counts when tarpaulin
+or the extension's llvm-cov counts it (a file's line set is never replaced by
+a smaller one), and has the Rust tests' hits (tarpaulin's, or llvm-cov's of
+the same profiles where tarpaulin lost them: the larger) plus the Python
+tests' hits. The Rust tests' llvm-cov adds hits, never lines: tarpaulin
+decides which of their lines count (test code does not). ``llvm-cov report``
+prints more lines per file than the union holds: it adds up the lines of
+each function, so a closure's lines are counted in it and again in the
+function around it (``llvm-cov export -format=lcov`` lists each line once).
 
 Python: ``coverage run -m pytest`` in the same pytest run, over the installed
 package, with ``[paths]`` mapping ``site-packages/<pkg>`` back to the repo.
 
+``[tool.maturin-suite.coverage]``: ``rust-floor`` / ``python-floor`` (below
+one the session fails and says by how much), ``tarpaulin-version``, and
+extra arguments per tool: ``tarpaulin-args``, ``pytest-args``,
+``llvm-cov-args`` (e.g. ``-path-equivalence=FROM,TO`` for sources moved
+since the build).
+
 Outputs (``coverage/``): ``rust/`` and ``python/`` each with ``lcov.info``,
-a Cobertura XML (``cobertura.xml`` / ``coverage.xml``) and ``html/``, and
-``summary.md``. Below ``[tool.maturin-suite.coverage]`` ``rust-floor`` or
-``python-floor`` the session fails and says by how much.
+a Cobertura XML (``cobertura.xml`` / ``coverage.xml``) and ``html/``;
+``rust/parts/`` the three measurements; and ``summary.md``.
 
 Build state lives in ``target/suite/coverage`` (its own cargo target dir,
 kept between runs, so a second run only re-links what changed).
@@ -34,10 +55,12 @@ kept between runs, so a second run only re-links what changed).
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +69,7 @@ from ci.core.artifacts import staging_dir
 from ci.core.config import read_toml
 from ci.core.console import probe
 from ci.core.context import Context
-from ci.core.errors import CheckFailed, ConfigError, SuiteError, ToolMissing
+from ci.core.errors import CheckFailed, ConfigError, StepFailed, SuiteError, ToolMissing
 
 SESSION = "coverage"
 OUTPUT_DIR = "coverage"
@@ -62,23 +85,22 @@ LineHits = dict[str, dict[int, int]]
 # LCOV: read, merge, write
 
 
-def parse_lcov(text: str, root: Path, *, exclude: Sequence[Path] = ()) -> LineHits:
+def parse_lcov(text: str, root: Path, *, exclude: Sequence[Path] = (), base: Path | None = None) -> LineHits:
     """Line hits (``DA`` records) of an LCOV tracefile, for files under
-    ``root`` only (paths made relative to it) and not under ``exclude``.
+    ``root`` only (paths made relative to it) and not under ``exclude``;
+    a relative ``SF`` path is read against ``base`` (default ``root``).
 
     Several records for one file are added up, as ``lcov --add-tracefile``
     does. Function and branch records are not kept: floors are on lines.
     """
     root = root.resolve()
+    base = (base or root).resolve()
     data: LineHits = {}
     current: dict[int, int] | None = None
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("SF:"):
-            path = Path(line[3:])
-            if not path.is_absolute():
-                path = root / path
-            path = Path(os.path.normpath(path))
+            path = Path(os.path.normpath(base / line[3:]))  # an absolute SF path stays as it is
             if path.is_relative_to(root) and not any(path.is_relative_to(e) for e in exclude):
                 current = data.setdefault(path.relative_to(root).as_posix(), {})
             else:
@@ -95,23 +117,29 @@ def parse_lcov(text: str, root: Path, *, exclude: Sequence[Path] = ()) -> LineHi
     return data
 
 
-def merge_extension(workspace: LineHits, extension: LineHits) -> LineHits:
-    """tarpaulin's lines (``workspace``) with the extension run's hits added.
-
-    For a file both list, only tarpaulin's coverable lines count, and each
-    gets the sum of both runs' hits; a file only the extension run saw keeps
-    its own lines.
-    """
-    merged: LineHits = {path: dict(lines) for path, lines in workspace.items()}
-    for path, lines in extension.items():
-        base = merged.get(path)
-        if base is None:
-            merged[path] = dict(lines)
-            continue
+def union_hits(a: LineHits, b: LineHits, combine: Callable[[int, int], int]) -> LineHits:
+    """Per file, every line ``a`` or ``b`` lists, with ``combine`` of both
+    sides' hits where both list it (else the one side's)."""
+    merged: LineHits = {path: dict(lines) for path, lines in a.items()}
+    for path, lines in b.items():
+        into = merged.setdefault(path, {})
         for number, hits in lines.items():
-            if number in base:
-                base[number] += hits
+            into[number] = combine(into[number], hits) if number in into else hits
     return merged
+
+
+def only_lines(data: LineHits, keep: LineHits) -> LineHits:
+    """``data`` on the lines ``keep`` lists, no others."""
+    return {path: {n: h for n, h in data.get(path, {}).items() if n in lines} for path, lines in keep.items()}
+
+
+def merge_rust(tarpaulin: LineHits, tests_llvm: LineHits, extension: LineHits) -> LineHits:
+    """The Rust report (see the module docstring): tarpaulin's lines and the
+    extension run's, each with the Rust tests' hits (the larger of tarpaulin's
+    and llvm-cov's on the same profiles) plus the Python tests' hits."""
+    lines = union_hits(tarpaulin, extension, max)
+    rust_tests = union_hits(tarpaulin, only_lines(tests_llvm, lines), max)
+    return union_hits(rust_tests, extension, operator.add)
 
 
 def render_lcov(data: LineHits, test_name: str = "") -> str:
@@ -167,6 +195,61 @@ def python_totals(coverage_json: Path) -> tuple[Totals, list[tuple[str, Totals]]
         return Totals(int(t["covered_lines"]), int(t["num_statements"])), files
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SuiteError(f"cannot read the coverage.py JSON report {coverage_json}: {e}") from None
+
+
+# --------------------------------------------------------------------------
+# Test runs: how many tests ran and failed
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One test run under coverage: its counts and exit code."""
+
+    name: str  # what was tested: "Rust tests"
+    tool: str  # what ran them: "cargo tarpaulin"
+    tests: int
+    failed: int
+    failed_names: tuple[str, ...]
+    returncode: int
+
+    def text(self) -> str:
+        code = f" (exit code {self.returncode})" if self.returncode else ""
+        return f"{self.tests} run, {self.failed} failed{code}"
+
+    def problem(self) -> str | None:
+        """One phrase when the run failed, else None."""
+        if self.failed:
+            shown = ", ".join(self.failed_names[:3])
+            more = f" and {len(self.failed_names) - 3} more" if len(self.failed_names) > 3 else ""
+            names = f": {shown}{more}" if shown else ""
+            return f"{self.name} ({self.tool}): {self.failed} of {self.tests} failed{names}"
+        if self.returncode:
+            return (f"{self.name} ({self.tool}): exited with code {self.returncode}, "
+                    "no failed test counted (see its output)")
+        return None
+
+
+LIBTEST_RESULT = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed;", re.MULTILINE)
+LIBTEST_FAILURE = re.compile(r"^---- (.+?) stdout ----$", re.MULTILINE)
+
+
+def libtest_run(name: str, tool: str, output: str, returncode: int) -> RunOutcome:
+    """Counts from the ``test result:`` lines of Rust test binaries (libtest)."""
+    results = [(int(p), int(f)) for p, f in LIBTEST_RESULT.findall(output)]
+    failed = sum(f for _, f in results)
+    return RunOutcome(name, tool, sum(p for p, _ in results) + failed, failed,
+                   tuple(LIBTEST_FAILURE.findall(output)), returncode)
+
+
+def junit_run(name: str, tool: str, junit: Path, returncode: int) -> RunOutcome:
+    """Counts from a JUnit XML report (pytest's); none when it is missing or broken."""
+    try:
+        cases = list(ET.parse(junit).getroot().iter("testcase"))
+    except (OSError, ET.ParseError):
+        return RunOutcome(name, tool, 0, 0, (), returncode)
+    failed = tuple(f"{c.get('classname', '')}.{c.get('name', '')}".lstrip(".") for c in cases
+                   if c.find("failure") is not None or c.find("error") is not None)
+    return RunOutcome(name, tool, len(cases), len(failed), failed, returncode)
 
 
 # --------------------------------------------------------------------------
@@ -380,15 +463,153 @@ def coveragerc(ctx: Context, data_file: Path) -> str:
 
 
 # --------------------------------------------------------------------------
+# LLVM profiles into line hits
+
+# tarpaulin names each test binary's profile after the binary:
+# <target>/tarpaulin/profraws/<binary>_<module signature>_<pool>-<pid>.profraw
+PROFRAW_NAME = re.compile(r"^(.+)_\d+_\d+-\d+\.profraw$")
+# Where cargo puts test binaries below a target dir (profile dirs, with or without --target).
+BINARY_DIRS = ("*/deps", "*/*/deps", "*/examples", "*/*/examples", "*", "*/*")
+
+
+def target_dirs(ctx: Context, target: Path) -> list[Path]:
+    """The cargo target dirs: generated code in them is no source of the project."""
+    return [ctx.config.workspace / "target", target]
+
+
+def ignore_regex(env: Mapping[str, str], targets: Sequence[Path]) -> str:
+    """llvm-cov's ``-ignore-filename-regex``: Rust's standard library, the
+    cargo registry and git checkouts, the target dirs."""
+    parts = [r"^/rustc/", r"/\.cargo/(registry|git)/"]
+    cargo_home = env.get("CARGO_HOME")
+    if cargo_home:
+        parts += [re.escape(str(Path(cargo_home) / d)) + "/" for d in ("registry", "git")]
+    parts += [re.escape(str(t)) + "/" for t in targets]
+    return "|".join(parts)
+
+
+def llvm_export_command(ctx: Context, cov_tool: str, profdata: Path, objects: Sequence[Path],
+                        ignore: str) -> list[str]:
+    """``llvm-cov export -format=lcov`` of ``profdata`` over ``objects``, with ``llvm-cov-args``."""
+    first, *rest = objects
+    cmd = [cov_tool, "export", "-format=lcov", f"-instr-profile={profdata}",
+           f"-ignore-filename-regex={ignore}", str(first)]
+    for obj in rest:
+        cmd += ["-object", str(obj)]
+    return [*cmd, *ctx.config.coverage.llvm_cov_args]
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What the session found before measuring: LLVM's tools and cargo-tarpaulin."""
+
+    llvm_major: int
+    profdata: str
+    cov: str
+    tarpaulin: Path
+    tarpaulin_origin: str
+
+
+def profiles_lcov(ctx: Context, tools: Tools, raws: Sequence[Path], objects: Sequence[Path],
+                  work: Path, target: Path, name: str) -> str:
+    """``llvm-profdata merge`` of ``raws``, then ``llvm-cov export`` over ``objects``: LCOV text."""
+    env = ctx.env()
+    profdata = work / f"{name}.profdata"
+    ctx.console.run(
+        [tools.profdata, "merge", "-sparse", "-o", profdata, *raws],
+        cwd=work, env=env, title=f"llvm-profdata merge ({len(raws)} {name} profiles)",
+    )
+    ignore = ignore_regex(env, target_dirs(ctx, target))
+    proc = ctx.console.run(
+        llvm_export_command(ctx, tools.cov, profdata, objects, ignore),
+        cwd=work, env=env, title=f"llvm-cov export ({name}: {', '.join(o.name for o in objects)})", capture=True,
+    )
+    for line in proc.stderr.splitlines():
+        if line.strip():  # e.g. "N functions have mismatched data": a stale object
+            ctx.console.warn(f"llvm-cov export ({name}): {line.strip()}")
+    return proc.stdout
+
+
+def lcov_hits(ctx: Context, text: str, target: Path) -> LineHits:
+    """llvm-cov's LCOV as line hits (relative paths are the workspace's: rustc's working dir)."""
+    return parse_lcov(text, ctx.root, exclude=target_dirs(ctx, target), base=ctx.config.workspace)
+
+
+def find_binary(target: Path, name: str) -> Path | None:
+    exe = f"{name}.exe" if os.name == "nt" else name
+    for pattern in BINARY_DIRS:
+        for candidate in sorted(target.glob(f"{pattern}/{exe}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def tarpaulin_profiles(target: Path) -> tuple[list[Path], list[Path], list[str]]:
+    """(the profiles tarpaulin's test binaries wrote, those binaries, the
+    profiles whose binary is not found)."""
+    raws = sorted((target / "tarpaulin" / "profraws").glob("*.profraw"))
+    binaries: dict[Path, None] = {}
+    lost: list[str] = []
+    for raw in raws:
+        m = PROFRAW_NAME.match(raw.name)
+        found = find_binary(target, m.group(1)) if m else None
+        if found is None:
+            lost.append(raw.name)
+        else:
+            binaries[found] = None
+    return raws, list(binaries), lost
+
+
+def rust_tests_hits(ctx: Context, tools: Tools, target: Path, work: Path) -> LineHits:
+    """The Rust tests' hits from their own profiles, failed test binaries included."""
+    raws, binaries, lost = tarpaulin_profiles(target)
+    if lost:
+        ctx.console.warn(f"no test binary found for {len(lost)} tarpaulin profile(s) ({', '.join(lost[:3])}): "
+                         "only tarpaulin's report counts for them")
+    if not raws or not binaries:
+        return {}
+    return lcov_hits(ctx, profiles_lcov(ctx, tools, raws, binaries, work, target, "rust-tests"), target)
+
+
+def extension_object(ctx: Context, python: Path, work: Path) -> Path:
+    """The extension file the session venv's Python loads (its profile's object)."""
+    scratch = clean_dir(work / "locate")  # importing it writes a profile: not into the source tree
+    proc = ctx.console.run(
+        [python, "-c", f"import {ctx.config.module} as m; print(m.__file__)"],
+        cwd=work, env=ctx.env(LLVM_PROFILE_FILE=str(scratch / "%p.profraw")),
+        title="locate the installed extension", capture=True,
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def extension_hits(ctx: Context, tools: Tools, python: Path, pytest_run: PytestRun, target: Path) -> LineHits:
+    """The PyO3 layer's (and the core code's) hits from the Python tests."""
+    raws = sorted(pytest_run.profiles.glob("*.profraw"))
+    if not raws:
+        hint = "the extension must be built with -C instrument-coverage and the interpreter must exit normally"
+        if pytest_run.outcome.problem() is None:
+            raise SuiteError(f"the Python tests ran but the extension wrote no .profraw into {pytest_run.profiles}",
+                             hint=hint)
+        ctx.console.warn(f"the extension wrote no profile (the Python tests failed; {hint}): "
+                         "the Rust report lacks the Python tests' hits")
+        return {}
+    work = pytest_run.profiles.parent
+    obj = extension_object(ctx, python, work)
+    return lcov_hits(ctx, profiles_lcov(ctx, tools, raws, [obj], work, target, "extension"), target)
+
+
+# --------------------------------------------------------------------------
 # The session
 
 
 @dataclass(frozen=True)
 class Measured:
     rust: LineHits
-    rust_parts: dict[str, LineHits]
+    rust_parts: dict[str, LineHits]  # "tarpaulin", "rust-tests", "extension"
     python: Totals
     python_files: list[tuple[str, Totals]]
+    runs: tuple[RunOutcome, ...]
 
 
 def summary_markdown(ctx: Context, m: Measured) -> str:
@@ -399,8 +620,10 @@ def summary_markdown(ctx: Context, m: Measured) -> str:
     def status(t: Totals, floor: float) -> str:
         return "ok" if t.percent >= floor else f"FAIL (-{floor - t.percent:.2f})"
 
-    lines = [
-        "# Coverage summary",
+    lines = ["# Coverage summary", "", "| test run | tests | failed | status |", "|---|---|---|---|"]
+    lines += [f"| {r.name} ({r.tool}) | {r.tests} | {r.failed} | {'FAIL' if r.problem() else 'ok'} |"
+              for r in m.runs]
+    lines += [
         "",
         "| language | lines covered | percent | floor | status |",
         "|---|---|---|---|---|",
@@ -412,17 +635,16 @@ def summary_markdown(ctx: Context, m: Measured) -> str:
         "| Rust file | tarpaulin alone | merged |",
         "|---|---|---|",
     ]
-    alone = m.rust_parts["workspace"]
+    alone = m.rust_parts["tarpaulin"]
     for path, t in file_totals(m.rust):
         before = totals({path: alone[path]}).text() if path in alone else "-"
         lines.append(f"| {path} | {before} | {t.text()} |")
     lines += ["", "| Python file | covered |", "|---|---|"]
     lines += [f"| {path} | {t.text()} |" for path, t in m.python_files]
-    pyo3 = totals(m.rust, crate)
     lines += [
         "",
-        f"PyO3 crate ({crate}), reached from the Python tests: {pyo3.text()}.",
-        "Reports: rust/ and python/ (lcov.info, Cobertura XML, html/index.html).",
+        f"PyO3 crate ({crate}), reached from the Python tests: {totals(m.rust, crate).text()}.",
+        "Reports: rust/ and python/ (lcov.info, Cobertura XML, html/index.html); rust/parts/ the three measurements.",
         "",
     ]
     return "\n".join(lines)
@@ -455,25 +677,40 @@ def clean_dir(path: Path) -> Path:
     return path
 
 
-def run_tarpaulin(ctx: Context, tarpaulin: Path, target: Path, out: Path) -> LineHits:
+def tarpaulin_command(ctx: Context, tarpaulin: Path, target: Path, out: Path, *, no_run: bool) -> list[str]:
+    """cargo tarpaulin over the workspace (the extension crate excluded), every
+    test run even after a failure; ``--no-run`` builds only. ``tarpaulin-args`` last."""
+    return [
+        str(tarpaulin), "tarpaulin", "--engine", "llvm",
+        "--workspace", "--exclude", cargo.python_crate_name(ctx),
+        "--locked", "--skip-clean", "--no-fail-fast", "--color", "never",
+        "--target-dir", str(target), "--out", "Lcov", "--output-dir", str(out),
+        *(["--no-run"] if no_run else []),
+        *ctx.config.coverage.tarpaulin_args,
+    ]
+
+
+def run_tarpaulin(ctx: Context, tarpaulin: Path, target: Path, out: Path) -> tuple[RunOutcome, LineHits]:
+    """Every Rust test under tarpaulin: the outcome (failures are counted, not
+    raised) and tarpaulin's line hits (none when it wrote no report)."""
     cfg = ctx.config
     clean_dir(out)
+    shutil.rmtree(target / "tarpaulin" / "profraws", ignore_errors=True)
+    env = ctx.env()
     ctx.console.run(
-        [
-            tarpaulin, "tarpaulin",
-            "--engine", "llvm",
-            "--workspace", "--exclude", cargo.python_crate_name(ctx),
-            "--locked", "--skip-clean",
-            "--target-dir", target,
-            "--out", "Lcov",
-            "--output-dir", out,
-        ],
-        cwd=cfg.workspace, env=ctx.env(), title="cargo tarpaulin (workspace tests, llvm engine)",
+        tarpaulin_command(ctx, tarpaulin, target, out, no_run=True),
+        cwd=cfg.workspace, env=env, title="cargo tarpaulin --no-run (build the instrumented tests)",
     )
+    proc = ctx.console.run(
+        tarpaulin_command(ctx, tarpaulin, target, out, no_run=False), cwd=cfg.workspace, env=env,
+        title="cargo tarpaulin (every Rust test, llvm engine; output shown when it ends)", capture=True, check=False,
+    )
+    ctx.console.say(proc.stdout + proc.stderr)
+    outcome = libtest_run("Rust tests", "cargo tarpaulin", proc.stdout, proc.returncode)
     lcov = out / "lcov.info"
     if not lcov.is_file():
-        raise SuiteError(f"cargo tarpaulin wrote no {lcov}")
-    return parse_lcov(lcov.read_text(encoding="utf-8"), ctx.root, exclude=[cfg.workspace / "target", target])
+        return outcome, {}
+    return outcome, parse_lcov(lcov.read_text(encoding="utf-8"), ctx.root, exclude=target_dirs(ctx, target))
 
 
 def build_instrumented_wheel(ctx: Context, work: Path, target: Path, rustflags: str) -> Path:
@@ -501,42 +738,6 @@ def build_instrumented_wheel(ctx: Context, work: Path, target: Path, rustflags: 
     return wheel
 
 
-def extension_lcov(ctx: Context, python: Path, profiles: Path, work: Path, major: int) -> str:
-    env = ctx.env()
-    raws = sorted(profiles.glob("*.profraw"))
-    if not raws:
-        raise SuiteError(
-            f"the Python tests ran but the extension wrote no .profraw into {profiles}",
-            hint="the extension must be built with -C instrument-coverage and the interpreter must exit normally",
-        )
-    profdata_tool = find_llvm_tool("llvm-profdata", major, env)
-    cov_tool = find_llvm_tool("llvm-cov", major, env)
-    proc = ctx.console.run(
-        [python, "-c", f"import {ctx.config.module} as m; print(m.__file__)"],
-        cwd=work, env=env, title="locate the installed extension", capture=True,
-    )
-    ext = Path(proc.stdout.strip().splitlines()[-1])
-    profdata = work / "extension.profdata"
-    ctx.console.run(
-        [profdata_tool, "merge", "-sparse", "-o", profdata, *raws],
-        cwd=work, env=env, title=f"llvm-profdata merge ({len(raws)} profiles)",
-    )
-    proc = ctx.console.run(
-        [cov_tool, "export", "-format=lcov", "-instr-profile", profdata, ext],
-        cwd=work, env=env, title=f"llvm-cov export {ext.name}", capture=True,
-    )
-    return proc.stdout
-
-
-@dataclass(frozen=True)
-class Tools:
-    """What the session found before measuring: LLVM's major version and cargo-tarpaulin."""
-
-    llvm_major: int
-    tarpaulin: Path
-    tarpaulin_origin: str
-
-
 def find_tools(ctx: Context, env: Mapping[str, str]) -> Tools:
     """Everything the session needs, checked before anything is built."""
     cfg = ctx.config
@@ -549,17 +750,17 @@ def find_tools(ctx: Context, env: Mapping[str, str]) -> Tools:
             toolchain.require_native(cfg.native, env)
     with ctx.console.step("find LLVM tools"):
         major = rustc_llvm_major(env)
-        find_llvm_tool("llvm-profdata", major, env)
-        find_llvm_tool("llvm-cov", major, env)
+        profdata = find_llvm_tool("llvm-profdata", major, env)
+        cov_tool = find_llvm_tool("llvm-cov", major, env)
     with ctx.console.step("find cargo-tarpaulin"):
         tarpaulin, origin = ensure_tarpaulin(ctx, cargo_exe, cfg.coverage.tarpaulin_version)
         ctx.console.say(f"cargo-tarpaulin {cfg.coverage.tarpaulin_version}: {tarpaulin} ({origin})")
-    return Tools(major, tarpaulin, origin)
+    return Tools(major, profdata, cov_tool, tarpaulin, origin)
 
 
-def install_instrumented_extension(ctx: Context, work: Path, target: Path, tarpaulin: Path) -> Path:
+def install_instrumented_extension(ctx: Context, work: Path, target: Path, rustflags: str) -> Path:
     """The extension, instrumented, installed into the session venv; that venv's python."""
-    wheel = build_instrumented_wheel(ctx, work, target, tarpaulin_rustflags(ctx, tarpaulin))
+    wheel = build_instrumented_wheel(ctx, work, target, rustflags)
     python = Path(ctx.tool("python"))
     venvs.install(
         ctx, python, venvs.test_requirements(ctx), wheel=wheel, distribution=ctx.config.distribution,
@@ -576,26 +777,34 @@ class PytestRun:
     rcfile: Path
     data_dir: Path
     profiles: Path
+    outcome: RunOutcome
+
+
+def pytest_command(ctx: Context, python: Path, work: Path, rcfile: Path, junit: Path) -> list[str]:
+    """pytest under coverage.py, to the end; ``pytest-args``, then nox's posargs, last."""
+    cfg = ctx.config
+    return [
+        str(python), "-m", "coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", str(cfg.python_tests),
+        "-o", f"cache_dir={work / 'pytest-cache'}", f"--junitxml={junit}",
+        *cfg.coverage.pytest_args, *ctx.posargs,
+    ]
 
 
 def run_pytest(ctx: Context, python: Path, work: Path) -> PytestRun:
-    """One pytest run: coverage.py for Python, LLVM profiles for Rust."""
+    """One pytest run: coverage.py for Python, LLVM profiles for Rust; failures counted, not raised."""
     cfg = ctx.config
     py_work = clean_dir(work / "python")
     profiles = clean_dir(work / "profraw")
     rc = work / "coveragerc"
     rc.write_text(coveragerc(ctx, py_work / ".coverage"), encoding="utf-8")
-    coverage = [str(python), "-m", "coverage"]
-    ctx.console.run(
-        [
-            *coverage, "run", f"--rcfile={rc}", "-m", "pytest", str(cfg.python_tests),
-            "-o", f"cache_dir={work / 'pytest-cache'}", *ctx.posargs,
-        ],
-        cwd=work,
+    junit = py_work / "junit.xml"
+    proc = ctx.console.run(
+        pytest_command(ctx, python, work, rc, junit), cwd=work, check=False,
         env=ctx.env(LLVM_PROFILE_FILE=str(profiles / f"{cfg.import_name}-%p-%m.profraw")),
         title="pytest under coverage.py, extension writing LLVM profiles",
     )
-    return PytestRun(coverage, rc, py_work, profiles)
+    outcome = junit_run("Python tests", "pytest", junit, proc.returncode)
+    return PytestRun([str(python), "-m", "coverage"], rc, py_work, profiles, outcome)
 
 
 def python_reports(
@@ -617,24 +826,30 @@ def python_reports(
     return python_totals(pytest_run.data_dir / "coverage.json")
 
 
-def merged_rust_hits(ctx: Context, workspace_hits: LineHits, ext_lcov: str, target: Path) -> tuple[LineHits, LineHits]:
-    """(tarpaulin's report with the extension's hits merged in, the extension's hits)."""
-    ext_hits = parse_lcov(ext_lcov, ctx.root, exclude=[ctx.config.workspace / "target", target])
-    rust = merge_extension(workspace_hits, ext_hits)
+def rust_measurements(ctx: Context, tools: Tools, python: Path, pytest_run: PytestRun, target: Path,
+                      tarpaulin_hits: LineHits) -> tuple[LineHits, dict[str, LineHits]]:
+    """(the merged Rust line hits, the three measurements merged)."""
+    parts = {
+        "tarpaulin": tarpaulin_hits,
+        "rust-tests": rust_tests_hits(ctx, tools, target, pytest_run.profiles.parent),
+        "extension": extension_hits(ctx, tools, python, pytest_run, target),
+    }
+    rust = merge_rust(parts["tarpaulin"], parts["rust-tests"], parts["extension"])
     if not totals(rust).lines:
         raise SuiteError("the Rust coverage report has no lines: tarpaulin and llvm-cov measured nothing")
-    return rust, ext_hits
+    return rust, parts
+
+
+PART_FILES = {"tarpaulin": "tarpaulin.lcov", "rust-tests": "rust-tests-llvm.lcov", "extension": "extension-pytest.lcov"}
 
 
 def rust_reports(ctx: Context, m: Measured, rdir: Path, env: Mapping[str, str]) -> None:
-    """LCOV (merged, and its two parts), Cobertura XML and HTML of the Rust coverage into ``rdir``."""
+    """LCOV (merged, and its parts), Cobertura XML and HTML of the Rust coverage into ``rdir``."""
     root = ctx.config.root
     (rdir / "parts").mkdir(parents=True)
     (rdir / "lcov.info").write_text(render_lcov(m.rust, "rust"), encoding="utf-8")
-    (rdir / "parts" / "tarpaulin.lcov").write_text(render_lcov(m.rust_parts["workspace"], "tarpaulin"),
-                                                   encoding="utf-8")
-    (rdir / "parts" / "extension-pytest.lcov").write_text(render_lcov(m.rust_parts["extension"], "pytest"),
-                                                          encoding="utf-8")
+    for part, name in PART_FILES.items():
+        (rdir / "parts" / name).write_text(render_lcov(m.rust_parts[part], part), encoding="utf-8")
     ctx.console.run(
         [ctx.tool("lcov_cobertura", hint="from the 'coverage' dependency group"),
          str(rdir / "lcov.info"), "--base-dir", str(root), "--output", str(rdir / "cobertura.xml")],
@@ -664,13 +879,32 @@ def summary_rows(ctx: Context, m: Measured, tools: Tools, out: Path) -> list[tup
     cfg = ctx.config
     crate = cfg.python_crate.relative_to(cfg.root).as_posix() + "/"
     return [
+        *[(r.name, r.text()) for r in m.runs],
         ("Rust", f"{totals(m.rust).text()}, floor {cfg.coverage.rust_floor:.2f}%"),
-        ("  tarpaulin alone", totals(m.rust_parts["workspace"]).text()),
+        ("  tarpaulin alone", totals(m.rust_parts["tarpaulin"]).text()),
         ("  PyO3 crate", f"{totals(m.rust, crate).text()} (reached from pytest)"),
         ("Python", f"{m.python.text()}, floor {cfg.coverage.python_floor:.2f}%"),
         ("cargo-tarpaulin", f"{cfg.coverage.tarpaulin_version} ({tools.tarpaulin_origin}: {tools.tarpaulin})"),
         ("reports", f"{out}/{{rust,python}}/{{lcov.info,*.xml,html/}}, {out / 'summary.md'}"),
     ]
+
+
+def finish(ctx: Context, m: Measured, out: Path) -> None:
+    """Fail, in one line, when a test run failed (naming each, with the floors
+    missed) or a floor is missed; else return."""
+    cfg = ctx.config.coverage
+    floors = [
+        ("Rust", totals(m.rust), cfg.rust_floor, "tool.maturin-suite.coverage.rust-floor"),
+        ("Python", m.python, cfg.python_floor, "tool.maturin-suite.coverage.python-floor"),
+    ]
+    failed = [p for p in (r.problem() for r in m.runs) if p]
+    if failed:
+        below = [s for s in (floor_shortfall(*f) for f in floors) if s]
+        raise StepFailed(
+            f"tests failed under coverage (every report was written to {out}): " + "; ".join(failed + below), 1,
+            hint="the failing tests' output is above; the figures are in summary.md",
+        )
+    check_floors(floors)
 
 
 def run(ctx: Context) -> None:
@@ -682,21 +916,19 @@ def run(ctx: Context) -> None:
     target = work / "cargo"
     work.mkdir(parents=True, exist_ok=True)
 
-    # 1. Rust tests under tarpaulin.
-    workspace_hits = run_tarpaulin(ctx, tools.tarpaulin, target, work / "tarpaulin")
+    # 1. Every Rust test under tarpaulin (failures counted, not raised).
+    rust_run, tarpaulin_hits = run_tarpaulin(ctx, tools.tarpaulin, target, work / "tarpaulin")
     # 2. The extension, instrumented, into the session venv.
-    python = install_instrumented_extension(ctx, work, target, tools.tarpaulin)
-    # 3. One pytest run: coverage.py for Python, LLVM profiles for Rust.
+    python = install_instrumented_extension(ctx, work, target, tarpaulin_rustflags(ctx, tools.tarpaulin))
+    # 3. One pytest run to the end: coverage.py for Python, LLVM profiles for Rust.
     pytest_run = run_pytest(ctx, python, work)
 
+    # 4. Every report, whatever failed.
     out = cfg.root / OUTPUT_DIR
-    out.mkdir(parents=True, exist_ok=True)
     with staging_dir(out, ".staging") as staging:
         py_totals, py_files = python_reports(ctx, pytest_run, staging / "python", env)
-        # Rust: merge the extension's hits into tarpaulin's report.
-        ext_lcov = extension_lcov(ctx, python, pytest_run.profiles, work, tools.llvm_major)
-        rust, ext_hits = merged_rust_hits(ctx, workspace_hits, ext_lcov, target)
-        measured = Measured(rust, {"workspace": workspace_hits, "extension": ext_hits}, py_totals, py_files)
+        rust, parts = rust_measurements(ctx, tools, python, pytest_run, target, tarpaulin_hits)
+        measured = Measured(rust, parts, py_totals, py_files, (rust_run, pytest_run.outcome))
         rust_reports(ctx, measured, staging / "rust", env)
         summary = summary_markdown(ctx, measured)
         (staging / "summary.md").write_text(summary, encoding="utf-8")
@@ -704,7 +936,5 @@ def run(ctx: Context) -> None:
 
     show_summary(ctx, summary, env)
     ctx.console.summary(SESSION, summary_rows(ctx, measured, tools, out))
-    check_floors([
-        ("Rust", totals(rust), cfg.coverage.rust_floor, "tool.maturin-suite.coverage.rust-floor"),
-        ("Python", py_totals, cfg.coverage.python_floor, "tool.maturin-suite.coverage.python-floor"),
-    ])
+    # 5. Then fail: the test runs that failed and the floors missed, in one line.
+    finish(ctx, measured, out)
