@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.blocks import maturin, toolchain
+from ci.blocks import licences, maturin, provenance, toolchain
 from ci.blocks import wheels as wheelcheck
 from ci.core import artifacts
 from ci.core.config import SuiteConfig
@@ -369,7 +369,26 @@ def checked_wheel(ctx: Context, built: Path) -> Path:
         problems = self_check(wheel, ctx.config)
         if problems:
             raise CheckFailed(f"{wheel.name} is not fit for dist/:\n  " + "\n  ".join(problems))
+    add_licences(ctx, wheel)
     return wheel
+
+
+def add_licences(ctx: Context, wheel: Path) -> None:
+    """Add the own licence texts of each native library in the wheel (bundled or
+    linked statically) that the project configures none for, with License-File
+    metadata and RECORD (:mod:`ci.blocks.licences`); refuse the wheel when a
+    library still lacks its texts. Configured texts always win."""
+    cfg = ctx.config
+    with ctx.console.step("licence texts of the native libraries in the wheel"):
+        graph = licences.project_graph(cfg, ctx.env())
+        carried = licences.carried(wheelcheck.read_members(wheel), graph)
+        added = licences.supply(wheel, licences.to_supply(cfg, carried, graph))
+        if added:
+            ctx.console.say(f"added to .dist-info/licenses/: {', '.join(added)}")
+        members = wheelcheck.read_members(wheel)
+        problems = licences.problems(cfg, members, licences.dist_info(members), graph)
+        if problems:
+            raise CheckFailed(f"{wheel.name} is not fit for dist/:\n  " + "\n  ".join(problems))
 
 
 def wheel_rows(ctx: Context, final: Path) -> list[tuple[str, str]]:
@@ -382,7 +401,19 @@ def wheel_rows(ctx: Context, final: Path) -> list[tuple[str, str]]:
         ("version", ctx.project.version),
         ("size", f"{final.stat().st_size / 1024:.0f} KiB"),
         ("bundled", ", ".join(f"{wheelcheck.libs_dir(cfg.import_name)}/{b}" for b in bundled) or "nothing"),
+        ("licences", licences.describe(cfg, members, licences.project_graph(cfg, ctx.env()))),
     ]
+
+
+def built_with(ctx: Context, mode: Mode, env: Mapping[str, str]) -> dict[str, str]:
+    """The toolchain of this build, for the provenance record."""
+    queries: dict[str, list[str]] = {"rustc": ["rustc", "-V"], "maturin": [maturin.maturin(ctx), "--version"]}
+    if mode.name == "zig":
+        python = shutil.which("python3", path=env.get("PATH")) or "python3"
+        queries["zig"] = [python, "-m", "ziglang", "version"]
+    cc = env.get("CC") or "cc"
+    gmp = provenance.gmp_of(ctx.config.gmp, ctx.config.workspace, cc, env)
+    return provenance.toolchain(env, queries, {"GMP": gmp, "container": mode.engine})
 
 
 def run(ctx: Context) -> None:
@@ -400,7 +431,10 @@ def run(ctx: Context) -> None:
         build_start = time.time()
         wheel = checked_wheel(ctx, maturin_build(ctx, mode, staging, env, target_dir))
         final = artifacts.publish(wheel, cfg.dist_dir)
+    tools = built_with(ctx, mode, env)
+    provenance.record(cfg.report_dir(SESSION), SESSION, final, tools)
     rows += wheel_rows(ctx, final)
+    rows.append(("built with", provenance.summary(tools)))
     if cfg.gmp == "static" and mode.name != "container":
         rows.append(("GMP", f"{gmp_build_state(target_dir, build_start)}; cache {gmp_cache_dir(cfg, env)}"))
     rows.append(("wall time", f"{time.monotonic() - start:.1f}s"))

@@ -30,7 +30,8 @@ Rules
                       wired by DT_NEEDED and RPATH
     ``contents``      check-wheel-contents (W010 accepted for ``<pkg>.libs/`` only)
     ``stray-files``   nothing but the package, its ``.libs``, the ``.dist-info``
-    ``licenses``      licence texts of contained libraries in ``.dist-info/licenses/``
+    ``licenses``      licence texts of every library bundled or linked statically in
+                      ``.dist-info/licenses/`` (configured, else the library's own)
     ``sdist``         ``Cargo.lock`` and path dependencies inside; builds offline
     ``smoke``         installed in a fresh venv per allowed CPython, ``smoke`` runs,
                       ``__version__`` matches, bundled libraries load from the wheel
@@ -41,6 +42,7 @@ Rules
 
 from __future__ import annotations
 
+import dataclasses
 import email.parser
 import hashlib
 import json
@@ -58,7 +60,7 @@ from pathlib import Path, PurePosixPath
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.tags import Tag
 
-from ci.blocks import archives, toolchain, venvs
+from ci.blocks import archives, provenance, toolchain, venvs
 from ci.blocks import pe as dll
 from ci.blocks import sdists as sdist
 from ci.blocks import wheels as wheelcheck
@@ -298,28 +300,21 @@ def stray_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], in
 
 
 def license_findings(cfg: SuiteConfig, name: str, members: Mapping[str, bytes], info: str | None) -> list[Finding]:
-    if not cfg.publish.licenses:
-        return [Finding(name, "licenses", "n/a", "no publish.licenses configured")]
-    shipped = {PurePosixPath(m).name: m for m in members if info and m.startswith(f"{info}/licenses/")}
-    problems, covered = [], []
-    for lib, files in cfg.publish.licenses.items():
-        contained = any(PurePosixPath(m).name.startswith(lib) and ".libs/" in m for m in members)
-        if not contained and lib == "libgmp" and cfg.gmp == "static":
-            contained = True  # linked into the extension itself
-        if not contained:
-            continue
-        covered.append(lib)
-        for rel in files:
-            want = (cfg.root / rel)
-            if PurePosixPath(rel).name not in shipped:
-                problems.append(f"{lib}: {PurePosixPath(rel).name} missing from {info}/licenses/")
-            elif want.is_file() and members[shipped[PurePosixPath(rel).name]] != want.read_bytes():
-                problems.append(f"{lib}: {PurePosixPath(rel).name} differs from {rel}")
+    """``licenses``: each native library the wheel carries, bundled or linked
+    statically (cargo metadata), has its licence texts in ``.dist-info/licenses/``:
+    the configured ones, else its own (see :mod:`ci.blocks.licences`)."""
+    from ci.blocks import licences
+
+    try:
+        graph = licences.project_graph(cfg, os.environ)
+    except SuiteError as e:
+        return [Finding(name, "licenses", "fail", f"cannot tell which libraries are linked statically: {e.message}")]
+    problems = licences.problems(cfg, members, info, graph)
     if problems:
-        return [Finding(name, "licenses", "fail", "; ".join(problems))]
-    if not covered:
-        return [Finding(name, "licenses", "n/a", "contains none of the configured libraries")]
-    return [Finding(name, "licenses", "pass", f"licence texts for {', '.join(covered)}")]
+        return [Finding(name, "licenses", "fail", p) for p in problems]
+    if not licences.carried(members, graph):
+        return [Finding(name, "licenses", "n/a", "carries no native library")]
+    return [Finding(name, "licenses", "pass", "licence texts for " + licences.describe(cfg, members, graph))]
 
 
 def bundled_findings(cfg: SuiteConfig, name: str, members: archives.ZipMembers) -> list[Finding]:
@@ -817,12 +812,34 @@ def write_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> Path:
     return report
 
 
+def write_json_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> tuple[Path, int, int]:
+    """``report.json``: every finding, and per artifact the toolchain that
+    built it (the sessions' provenance records, matched by content hash).
+    Returns the path, the artifacts checked and how many have a record."""
+    wheels, sdists, _other = collect(cfg.dist_dir)
+    built = provenance.of([*wheels, *sdists], cfg.reports_dir)
+    data = {
+        "release": release,
+        "passed": not checks.failures(found),
+        "artifacts": {name: {"provenance": record,
+                             "findings": [dataclasses.asdict(f) for f in found if f.artifact == name]}
+                      for name, record in built.items()},
+        "other_findings": [dataclasses.asdict(f) for f in found if f.artifact not in built],
+    }
+    out = cfg.report_dir(SESSION)
+    with artifacts.staging_dir(out, "report") as tmp:
+        (tmp / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        artifacts.publish(tmp / "report.json", out)
+    return out / "report.json", len(built), sum(1 for r in built.values() if r)
+
+
 def run(ctx: Context) -> None:
     args = parse_args(ctx.posargs)
     cfg = ctx.config
     found = check_dist(ctx, release=args["release"], build_sdist=not args["no_sdist_build"],
                        smoke=not args["no_smoke"])
     report = write_report(cfg, found, args["release"])
+    report_json, checked, known = write_json_report(cfg, found, args["release"])
     ctx.console.say(checks.table(found))
     fails = checks.failures(found)
     artifacts_seen = sorted({f.artifact for f in found})
@@ -831,6 +848,7 @@ def run(ctx: Context) -> None:
         ("findings", f"{len(found)} ({len(fails)} failing)"),
         ("mode", "release (complete set required)" if args["release"] else "check what is there"),
         ("report", str(report)),
+        ("provenance", f"{known} of {checked} artifacts built by a session here, toolchains in {report_json}"),
     ])
     if fails:
         raise CheckFailed("not fit to publish:\n  " + "\n  ".join(f.line() for f in fails))

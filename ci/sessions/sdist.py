@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ci.blocks import maturin, toolchain, venvs
+from ci.blocks import maturin, provenance, toolchain, venvs
 from ci.blocks.sdists import Proof, check_completeness, path_dependencies, proven_wheel, smoke_code
 from ci.core import artifacts
 from ci.core.context import Context
@@ -36,7 +36,10 @@ def run(ctx: Context) -> None:
         with proven_wheel(ctx, sdist) as proof:
             imported = smoke(ctx, work, proof.wheel)
         final = artifacts.publish(sdist, cfg.dist_dir)
-    ctx.console.summary("sdist", summary_rows(ctx, final, proof, imported))
+    tools = provenance.toolchain(ctx.env(), {"maturin": [maturin.maturin(ctx), "--version"], "rustc": ["rustc", "-V"]})
+    provenance.record(cfg.report_dir("sdist"), "sdist", final, tools)
+    rows = [*summary_rows(ctx, final, proof, imported), ("built with", provenance.summary(tools))]
+    ctx.console.summary("sdist", rows)
 
 
 def smoke(ctx: Context, work: Path, wheel: Path) -> str:

@@ -62,7 +62,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ci.blocks import maturin, pe
+from ci.blocks import maturin, pe, provenance
 from ci.blocks.mingw import (
     APT_WINE,
     BUILD_STD,
@@ -466,6 +466,15 @@ def windows_tests(ctx: Context, mode: str, route: RustRoute, env: dict[str, str]
             f"{result.note} ({time.monotonic() - start:.0f}s)")
 
 
+def built_with(ctx: Context, route: RustRoute, env: Mapping[str, str], gmp_prefix: Path | None) -> dict[str, str]:
+    """The toolchain of this build, for the provenance record."""
+    gcc = f"{MINGW}-gcc" if route.cross else "gcc"
+    queries = {"rustc": [route.rustc, "-V"], "maturin": [maturin.maturin(ctx), "--version"],
+               "MinGW gcc": [gcc, "--version"]}
+    gmp = f"{gmp_prefix.name} (MinGW, built once, bundled)" if gmp_prefix else "MSYS2 mingw-w64-x86_64-gmp (bundled)"
+    return provenance.toolchain(env, queries, {"GMP": gmp, "route": route.name})
+
+
 def run(ctx: Context) -> None:
     cfg = ctx.config
     args = parse_args(ctx)
@@ -497,4 +506,7 @@ def run(ctx: Context) -> None:
         rows.append(windows_tests(ctx, mode, route, env, final, work))
         published = artifacts.publish(final, cfg.dist_dir)
         rows.append(("wheel", f"{published} ({mib(published.stat().st_size)})"))
+    tools = built_with(ctx, route, env, gmp_prefix)
+    provenance.record(cfg.report_dir(SESSION), SESSION, published, tools)
+    rows.append(("built with", provenance.summary(tools)))
     ctx.console.summary(SESSION, rows)
