@@ -116,5 +116,6 @@ def test_a_command_that_outlives_its_timeout_is_ended_with_its_children(tmp_path
         "timed out after 1s (tool.maturin-suite.timeouts.tests)" in info.value.message
     grandchild = int(pidfile.read_text())
     time.sleep(0.2)
-    alive = subprocess.run(["ps", "-o", "stat=", "-p", str(grandchild)], capture_output=True, text=True).stdout
+    alive = subprocess.run(["ps", "-o", "stat=", "-p", str(grandchild)], capture_output=True, text=True,
+                           check=False).stdout
     assert alive.strip() in ("", "Z"), alive

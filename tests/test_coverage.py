@@ -20,10 +20,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_clean_failure, assert_ok, copy_repo, group_venv, run_nox
 
+from ci.blocks import lcov as lcov_block
+from ci.blocks import llvm
+from ci.blocks import tarpaulin as tarpaulin_block
 from ci.core.config import load_config, parse_config, read_toml
 from ci.core.console import Console
 from ci.core.context import Context
-from ci.core.errors import CheckFailed, ConfigError, ToolMissing
+from ci.core.errors import CheckFailed, ConfigError, SuiteError, ToolMissing
 from ci.sessions import coverage as cov
 
 PYO3 = "crates/qsym-python/src/lib.rs"
@@ -87,8 +90,8 @@ end_of_record
 """
 
 
-def lcov(text: str, root: Path) -> cov.LineHits:
-    return cov.parse_lcov(text.format(root=root), root, exclude=[root / "target"])
+def lcov(text: str, root: Path) -> lcov_block.LineHits:
+    return lcov_block.parse_lcov(text.format(root=root), root, exclude=[root / "target"])
 
 
 # -- LCOV ---------------------------------------------------------------------
@@ -105,20 +108,20 @@ def test_parse_reads_relative_paths_against_the_workspace(tmp_path: Path) -> Non
     """rustc records a member's sources relative to the workspace root (its
     working dir), which need not be the repository root."""
     text = "SF:crates/py/src/lib.rs\nDA:1,1\nend_of_record\n"
-    assert cov.parse_lcov(text, tmp_path, base=tmp_path / "rust") == {"rust/crates/py/src/lib.rs": {1: 1}}
-    assert cov.parse_lcov(text, tmp_path) == {"crates/py/src/lib.rs": {1: 1}}
+    assert lcov_block.parse_lcov(text, tmp_path, base=tmp_path / "rust") == {"rust/crates/py/src/lib.rs": {1: 1}}
+    assert lcov_block.parse_lcov(text, tmp_path) == {"crates/py/src/lib.rs": {1: 1}}
 
 
 def test_parse_adds_repeated_records_and_rejects_garbage(tmp_path: Path) -> None:
     text = "SF:{root}/a.rs\nDA:1,2\nend_of_record\nSF:{root}/a.rs\nDA:1,3\nDA:2,0\nend_of_record\n"
     assert lcov(text, tmp_path) == {"a.rs": {1: 5, 2: 0}}
-    with pytest.raises(cov.SuiteError, match="malformed LCOV"):
+    with pytest.raises(SuiteError, match="malformed LCOV"):
         lcov("SF:{root}/a.rs\nDA:one,2\n", tmp_path)
 
 
 def test_merge_is_a_union_by_line_number(tmp_path: Path) -> None:
     tarpaulin, rust_tests, ext = lcov(TARPAULIN, tmp_path), lcov(RUST_TESTS, tmp_path), lcov(EXTENSION, tmp_path)
-    merged = cov.merge_rust(tarpaulin, rust_tests, ext)
+    merged = lcov_block.merge_rust(tarpaulin, rust_tests, ext)
     # Lines: tarpaulin's and the extension's; hits: the Rust tests' (the larger
     # of tarpaulin's and llvm-cov's on the same runs, never their sum) plus
     # the Python tests'.
@@ -131,8 +134,8 @@ def test_merge_is_a_union_by_line_number(tmp_path: Path) -> None:
     assert "crates/core/tests/t.rs" not in merged and 20 not in merged["crates/core/src/a.rs"]
     for path in set(tarpaulin) | set(ext):
         assert set(merged[path]) == set(tarpaulin.get(path, {})) | set(ext.get(path, {})), path
-    assert cov.totals(merged) == cov.Totals(9, 10)
-    assert cov.totals(merged, "crates/py/") == cov.Totals(4, 5)
+    assert lcov_block.totals(merged) == lcov_block.Totals(9, 10)
+    assert lcov_block.totals(merged, "crates/py/") == lcov_block.Totals(4, 5)
 
 
 def test_merge_never_replaces_a_file_by_a_smaller_line_set() -> None:
@@ -140,16 +143,16 @@ def test_merge_never_replaces_a_file_by_a_smaller_line_set() -> None:
     reported as 0 of 10 (tarpaulin's lines, none run by Rust tests)."""
     ext = {"py/lib.rs": {n: 1 for n in range(100, 1313)}}
     tarpaulin = {"py/lib.rs": {n: 0 for n in (1, 2, 3, 4, 5, 100, 101, 102, 103, 104)}}
-    merged = cov.merge_rust(tarpaulin, {}, ext)
-    assert cov.totals(merged) == cov.Totals(1213, 1218)
-    assert cov.merge_rust({}, {}, ext) == ext and cov.merge_rust(tarpaulin, {}, {}) == tarpaulin
+    merged = lcov_block.merge_rust(tarpaulin, {}, ext)
+    assert lcov_block.totals(merged) == lcov_block.Totals(1213, 1218)
+    assert lcov_block.merge_rust({}, {}, ext) == ext and lcov_block.merge_rust(tarpaulin, {}, {}) == tarpaulin
 
 
 def test_render_round_trips(tmp_path: Path) -> None:
-    merged = cov.merge_rust(lcov(TARPAULIN, tmp_path), {}, lcov(EXTENSION, tmp_path))
-    text = cov.render_lcov(merged, "rust")
+    merged = lcov_block.merge_rust(lcov(TARPAULIN, tmp_path), {}, lcov(EXTENSION, tmp_path))
+    text = lcov_block.render_lcov(merged, "rust")
     assert "SF:crates/core/src/a.rs\nDA:3,3\nDA:4,7\nDA:5,7\nDA:6,0\nDA:9,1\nLF:5\nLH:4\nend_of_record" in text
-    assert cov.parse_lcov(text, tmp_path) == merged
+    assert lcov_block.parse_lcov(text, tmp_path) == merged
 
 
 def test_tarpaulin_profiles_name_their_test_binaries(tmp_path: Path) -> None:
@@ -164,7 +167,7 @@ def test_tarpaulin_profiles_name_their_test_binaries(tmp_path: Path) -> None:
                  "qsym_core-8846fee110c409d6_11017546605731474722_0-4311.profraw",
                  "gone-0123456789abcdef_1_0-9.profraw", "odd.profraw"):
         (raws / name).write_bytes(b"")
-    found, binaries, lost = cov.tarpaulin_profiles(target)
+    found, binaries, lost = tarpaulin_block.tarpaulin_profiles(target)
     assert len(found) == 4
     assert binaries == [deps / "oeis-9fb5237cd43247dd", deps / "qsym_core-8846fee110c409d6"]
     assert lost == ["gone-0123456789abcdef_1_0-9.profraw", "odd.profraw"]
@@ -243,7 +246,7 @@ def test_per_tool_arguments_reach_their_command_lines(tmp_path: Path) -> None:
         assert "--no-fail-fast" in cmd and ("--no-run" in cmd) == no_run
     cmd = cov.pytest_command(ctx, Path("python"), t, t / "rc", t / "junit.xml")
     assert cmd[-3:] == [*EXTRA["pytest-args"], "-x"]  # nox's posargs after the configured ones
-    cmd = cov.llvm_export_command(ctx, "llvm-cov", t / "p.profdata", [t / "a", t / "b"], "^/rustc/")
+    cmd = llvm.llvm_export_command(ctx, "llvm-cov", t / "p.profdata", [t / "a", t / "b"], "^/rustc/")
     assert cmd[-1] == EXTRA["llvm-cov-args"][0] and cmd[cmd.index(str(t / "a")) + 1:-1] == ["-object", str(t / "b")]
     plain = context_with({})
     assert cov.tarpaulin_command(plain, Path("c"), t, t, no_run=False)[-1] == str(t)
@@ -264,7 +267,7 @@ def test_per_tool_arguments_are_validated(value: object, message: str) -> None:
 
 
 def test_ignore_regex_names_registry_std_and_targets(tmp_path: Path) -> None:
-    regex = cov.ignore_regex({"CARGO_HOME": "/opt/cargo+x"}, [tmp_path / "target"])
+    regex = llvm.ignore_regex({"CARGO_HOME": "/opt/cargo+x"}, [tmp_path / "target"])
     pattern = re.compile(regex)
     assert pattern.search("/rustc/59807616e1fa/library/std/src/lib.rs")
     assert pattern.search("/home/u/.cargo/registry/src/index/pyo3-0.30.1/src/lib.rs")
@@ -277,28 +280,28 @@ def test_ignore_regex_names_registry_std_and_targets(tmp_path: Path) -> None:
 
 
 def test_floor_message_says_by_how_much() -> None:
-    t = cov.Totals(207, 226)  # 91.59...%
+    t = lcov_block.Totals(207, 226)  # 91.59...%
     assert cov.floor_shortfall("Rust", t, 91.5, "k") is None
     msg = cov.floor_shortfall("Rust", t, 95.0, "tool.maturin-suite.coverage.rust-floor")
     assert msg == ("Rust line coverage 91.59% is 3.41 points below the floor 95.00% "
                    "(tool.maturin-suite.coverage.rust-floor)")
     with pytest.raises(CheckFailed) as e:
-        cov.check_floors([("Rust", t, 95.0, "r"), ("Python", cov.Totals(9, 9), 95.0, "p")])
+        cov.check_floors([("Rust", t, 95.0, "r"), ("Python", lcov_block.Totals(9, 9), 95.0, "p")])
     assert "Rust line coverage" in str(e.value) and "Python" not in e.value.message
     assert "lower the floor" in str(e.value)
-    cov.check_floors([("Rust", t, 90.0, "r"), ("Python", cov.Totals(9, 9), 100.0, "p")])
+    cov.check_floors([("Rust", t, 90.0, "r"), ("Python", lcov_block.Totals(9, 9), 100.0, "p")])
 
 
 def test_no_lines_is_zero_percent() -> None:
-    assert cov.Totals(0, 0).percent == 0.0
-    assert cov.floor_shortfall("Python", cov.Totals(0, 0), 1.0, "k")
+    assert lcov_block.Totals(0, 0).percent == 0.0
+    assert cov.floor_shortfall("Python", lcov_block.Totals(0, 0), 1.0, "k")
 
 
 def test_coverage_table_is_validated() -> None:
     data = read_toml(REPO / "pyproject.toml")
     cfg = parse_config(data, REPO)
     assert 0 < cfg.coverage.rust_floor <= 100 and 0 < cfg.coverage.python_floor <= 100
-    cov.check_version_pin(cfg.coverage.tarpaulin_version)
+    tarpaulin_block.check_version_pin(cfg.coverage.tarpaulin_version)
     bad = copy.deepcopy(data)
     bad["tool"]["maturin-suite"]["coverage"]["rust-flor"] = 80
     with pytest.raises(ConfigError, match=r"coverage\.rust-flor.*did you mean.*rust-floor"):
@@ -308,7 +311,7 @@ def test_coverage_table_is_validated() -> None:
     with pytest.raises(ConfigError, match="python-floor must be at most 100; got 101"):
         parse_config(bad, REPO)
     with pytest.raises(ConfigError, match="tarpaulin-version must be an exact version"):
-        cov.check_version_pin("^0.37")
+        tarpaulin_block.check_version_pin("^0.37")
 
 
 # -- tools --------------------------------------------------------------------
@@ -327,14 +330,14 @@ def test_tarpaulin_path_must_match_pin_else_cache(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     fake_tool(bin_dir, "cargo-tarpaulin", "tarpaulin 0.31.0")
     env = {"PATH": str(bin_dir), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    assert cov.tools_cache(env) == tmp_path / "cache" / "maturin-suite" / "tools"
+    assert tarpaulin_block.tools_cache(env) == tmp_path / "cache" / "maturin-suite" / "tools"
     # Wrong version on PATH and nothing cached: not found (the session installs).
-    assert cov.find_tarpaulin(env, "0.37.5") is None
-    cached = fake_tool(cov.tarpaulin_root(env, "0.37.5") / "bin", "cargo-tarpaulin", "tarpaulin 0.37.5")
-    assert cov.find_tarpaulin(env, "0.37.5") == (cached, "cache")
+    assert tarpaulin_block.find_tarpaulin(env, "0.37.5") is None
+    cached = fake_tool(tarpaulin_block.tarpaulin_root(env, "0.37.5") / "bin", "cargo-tarpaulin", "tarpaulin 0.37.5")
+    assert tarpaulin_block.find_tarpaulin(env, "0.37.5") == (cached, "cache")
     fake_tool(bin_dir, "cargo-tarpaulin", "tarpaulin 0.37.5")
-    assert cov.find_tarpaulin(env, "0.37.5") == (bin_dir / "cargo-tarpaulin", "PATH")
-    assert cov.install_command("cargo", "0.37.5", Path("/r")) == [
+    assert tarpaulin_block.find_tarpaulin(env, "0.37.5") == (bin_dir / "cargo-tarpaulin", "PATH")
+    assert tarpaulin_block.install_command("cargo", "0.37.5", Path("/r")) == [
         "cargo", "install", "--locked", "cargo-tarpaulin@0.37.5", "--no-default-features", "--root", "/r"]
 
 
@@ -343,12 +346,12 @@ def test_llvm_tools_of_another_major_are_refused(tmp_path: Path) -> None:
     fake_tool(tmp_path, "llvm-profdata", "Debian LLVM version 14.0.6")
     env = {"PATH": str(tmp_path)}
     with pytest.raises(ToolMissing) as e:
-        cov.find_llvm_tool("llvm-profdata", 99, env)
+        llvm.find_llvm_tool("llvm-profdata", 99, env)
     text = str(e.value)
     assert "llvm-profdata of LLVM 99 was not found; found only" in text and "LLVM 14.0.6" in text
     assert "apt-get install llvm-99" in text and "rustup component add llvm-tools" in text
     env["LLVM_PROFDATA"] = str(fake_tool(tmp_path / "x", "llvm-profdata", "LLVM version 99.1.0"))
-    assert cov.find_llvm_tool("llvm-profdata", 99, env) == env["LLVM_PROFDATA"]
+    assert llvm.find_llvm_tool("llvm-profdata", 99, env) == env["LLVM_PROFDATA"]
 
 
 def test_coveragerc_maps_site_packages_to_the_repo(tmp_path: Path) -> None:
@@ -391,8 +394,8 @@ def llvm_report_lines(cov_tool: str, profdata: Path, obj: Path, source: Path) ->
 
 def llvm_tools_or_skip(env: dict[str, str]) -> tuple[int, str, str]:
     try:
-        major = cov.rustc_llvm_major(env)
-        return major, cov.find_llvm_tool("llvm-profdata", major, env), cov.find_llvm_tool("llvm-cov", major, env)
+        major = llvm.rustc_llvm_major(env)
+        return major, llvm.find_llvm_tool("llvm-profdata", major, env), llvm.find_llvm_tool("llvm-cov", major, env)
     except ToolMissing as e:
         pytest.skip(str(e))
 
@@ -410,19 +413,19 @@ def test_pyo3_profile_merges_to_llvm_covs_own_counts(tmp_path: Path) -> None:
     ctx = Context(config=load_config(ws), console=Console(), tool_bin=group_venv("coverage", tmp_path / "venv"),
                   base_env=env)
     work, target = tmp_path / "work", tmp_path / "work" / "cargo"
-    python = cov.install_instrumented_extension(ctx, work, target, cov.INSTRUMENT_FLAGS)
+    python = cov.install_instrumented_extension(ctx, work, target, tarpaulin_block.INSTRUMENT_FLAGS)
     pytest_run = cov.run_pytest(ctx, python, work)
     assert pytest_run.outcome.problem() is None and pytest_run.outcome.tests > 5
     tools = cov.Tools(major, profdata_tool, cov_tool, Path("cargo-tarpaulin"), "unused")
     ext = cov.extension_hits(ctx, tools, python, pytest_run, target)
     # tarpaulin's shape of the defect: 10 of the file's lines, 0 hits.
     tarpaulin = {PYO3: {n: 0 for n in sorted(ext[PYO3])[:10]}}
-    merged = cov.merge_rust(tarpaulin, {}, ext)
+    merged = lcov_block.merge_rust(tarpaulin, {}, ext)
 
     obj = cov.extension_object(ctx, python, work)
     crate = ws / PYO3_CRATE
     expected = llvm_line_counts(cov_tool, work / "extension.profdata", obj, crate)
-    got = {p[len(PYO3_CRATE):]: (t.lines, t.covered) for p, t in cov.file_totals(merged) if p.startswith(PYO3_CRATE)}
+    got = {p[len(PYO3_CRATE):]: (t.lines, t.covered) for p, t in lcov_block.file_totals(merged) if p.startswith(PYO3_CRATE)}
     assert got == expected and "src/lib.rs" in got
     lines, hit = got["src/lib.rs"]
     assert lines > 50 and hit > lines // 2, got
@@ -441,8 +444,8 @@ def tarpaulin_or_skip() -> None:
     compile it (minutes), and a test installs nothing."""
     version = load_config(REPO).coverage.tarpaulin_version
     env = dict(os.environ)
-    if cov.find_tarpaulin(env, version) is None:
-        pytest.skip(f"cargo-tarpaulin {version} is neither on PATH nor in {cov.tarpaulin_root(env, version)}; "
+    if tarpaulin_block.find_tarpaulin(env, version) is None:
+        pytest.skip(f"cargo-tarpaulin {version} is neither on PATH nor in {tarpaulin_block.tarpaulin_root(env, version)}; "
                     f"'nox -s coverage' installs it (minutes), or: cargo install --locked "
                     f"cargo-tarpaulin@{version} --no-default-features")
 
@@ -480,8 +483,8 @@ def test_session_writes_every_report(covered: tuple[Path, str]) -> None:
 def test_rust_report_has_pyo3_lines_only_python_reaches(covered: tuple[Path, str]) -> None:
     ws, _ = covered
     rust = ws / "coverage" / "rust"
-    alone = cov.parse_lcov((rust / "parts" / "tarpaulin.lcov").read_text(), ws)
-    merged = cov.parse_lcov((rust / "lcov.info").read_text(), ws)
+    alone = lcov_block.parse_lcov((rust / "parts" / "tarpaulin.lcov").read_text(), ws)
+    merged = lcov_block.parse_lcov((rust / "lcov.info").read_text(), ws)
     # Rust tests never load the extension: tarpaulin alone saw no PyO3 line run...
     assert alone[PYO3] and not any(alone[PYO3].values())
     # ...the merged report has them hit, from pytest, and keeps every line of both.
@@ -491,7 +494,7 @@ def test_rust_report_has_pyo3_lines_only_python_reaches(covered: tuple[Path, str
     xml = ET.parse(rust / "cobertura.xml").getroot()
     (cls,) = [c for c in xml.iter("class") if c.get("filename") == PYO3]
     assert any(int(line.get("hits")) > 0 for line in cls.iter("line"))
-    assert float(xml.get("line-rate")) == pytest.approx(cov.totals(merged).percent / 100)
+    assert float(xml.get("line-rate")) == pytest.approx(lcov_block.totals(merged).percent / 100)
     assert "lib.rs" in (rust / "html" / "index.html").read_text()
 
 
@@ -504,15 +507,15 @@ def test_session_pyo3_counts_equal_llvm_covs_on_its_profile(covered: tuple[Path,
     _, _, cov_tool = llvm_tools_or_skip(dict(os.environ))
     (obj,) = ws.glob(".nox/coverage/lib/python3*/site-packages/q_kangaroo/_core*.so")
     expected = llvm_line_counts(cov_tool, ws / "target/suite/coverage/extension.profdata", obj, ws / PYO3_CRATE)
-    merged = cov.parse_lcov((ws / "coverage/rust/lcov.info").read_text(), ws)
-    got = {p[len(PYO3_CRATE):]: (t.lines, t.covered) for p, t in cov.file_totals(merged) if p.startswith(PYO3_CRATE)}
+    merged = lcov_block.parse_lcov((ws / "coverage/rust/lcov.info").read_text(), ws)
+    got = {p[len(PYO3_CRATE):]: (t.lines, t.covered) for p, t in lcov_block.file_totals(merged) if p.startswith(PYO3_CRATE)}
     assert got == expected and got["src/lib.rs"][0] > 50
 
 
 @pytest.mark.slow
 def test_floor_logic_on_the_real_reports(covered: tuple[Path, str]) -> None:
     ws, _ = covered
-    rust = cov.totals(cov.parse_lcov((ws / "coverage" / "rust" / "lcov.info").read_text(), ws))
+    rust = lcov_block.totals(lcov_block.parse_lcov((ws / "coverage" / "rust" / "lcov.info").read_text(), ws))
     py, files = cov.python_totals(ws / "target" / "suite" / "coverage" / "python" / "coverage.json")
     assert py.lines > 0 and files
     cfg = parse_config(read_toml(ws / "pyproject.toml"), ws).coverage
@@ -592,7 +595,7 @@ def test_failing_tests_still_write_every_report_then_fail_in_one_line(tmp_path: 
     exports = [c for c in commands if " export -format=lcov " in c]
     assert len(exports) == 2 and all(c.endswith(" '-ignore-filename-regex=partitions\\.rs$'") for c in exports)
     # ...and did what they say.
-    parts = {name: cov.parse_lcov((report / "rust/parts" / name).read_text(), ws)
+    parts = {name: lcov_block.parse_lcov((report / "rust/parts" / name).read_text(), ws)
              for name in ("tarpaulin.lcov", "rust-tests-llvm.lcov", "extension-pytest.lcov")}
     assert "crates/qsym-core/src/lib.rs" not in parts["tarpaulin.lcov"]
     assert not any(p.endswith("partitions.rs") for p in parts["extension-pytest.lcov"])
@@ -603,7 +606,7 @@ def test_failing_tests_still_write_every_report_then_fail_in_one_line(tmp_path: 
     lost = [(p, n) for p, lines in parts["tarpaulin.lcov"].items() for n, h in lines.items()
             if h == 0 and parts["rust-tests-llvm.lcov"].get(p, {}).get(n, 0) > 0]
     assert lost
-    merged = cov.parse_lcov((report / "rust/lcov.info").read_text(), ws)
+    merged = lcov_block.parse_lcov((report / "rust/lcov.info").read_text(), ws)
     assert all(merged[p][n] > 0 for p, n in lost)
 
 
@@ -620,7 +623,7 @@ def test_tarpaulin_installs_into_an_empty_cache(tmp_path: Path) -> None:
     if shutil.which("cargo-tarpaulin", path=path):
         pytest.skip("a cargo-tarpaulin in ~/.cargo/bin would be found first")
     ctx = Context(config=load_config(REPO), console=Console(), base_env=env)
-    exe, origin = cov.ensure_tarpaulin(ctx, require_cargo(env), "0.37.5")
+    exe, origin = tarpaulin_block.ensure_tarpaulin(ctx, require_cargo(env), "0.37.5")
     assert origin == "installed"
-    assert exe == cov.tarpaulin_root(env, "0.37.5") / "bin" / "cargo-tarpaulin"
-    assert cov.find_tarpaulin(env, "0.37.5") == (exe, "cache")
+    assert exe == tarpaulin_block.tarpaulin_root(env, "0.37.5") / "bin" / "cargo-tarpaulin"
+    assert tarpaulin_block.find_tarpaulin(env, "0.37.5") == (exe, "cache")

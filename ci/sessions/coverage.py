@@ -55,146 +55,24 @@ kept between runs, so a second run only re-links what changed).
 from __future__ import annotations
 
 import json
-import operator
-import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.blocks import cargo, maturin, toolchain, venvs
+from ci.blocks.lcov import LineHits, Totals, file_totals, merge_rust, parse_lcov, render_lcov, totals
+from ci.blocks.llvm import find_llvm_tool, profiles_lcov, rustc_llvm_major
+from ci.blocks.tarpaulin import check_version_pin, ensure_tarpaulin, tarpaulin_profiles, tarpaulin_rustflags
 from ci.core.artifacts import staging_dir
 from ci.core.config import read_toml
-from ci.core.console import probe
 from ci.core.context import Context
-from ci.core.errors import CheckFailed, ConfigError, StepFailed, SuiteError, ToolMissing
+from ci.core.errors import CheckFailed, StepFailed, SuiteError
 
 SESSION = "coverage"
 OUTPUT_DIR = "coverage"
-# The default, and what tarpaulin prints for ``--print-rust-flags`` with the
-# llvm engine; the real flags are asked from tarpaulin at run time.
-INSTRUMENT_FLAGS = "-Cdebuginfo=2 -Cstrip=none --cfg=tarpaulin -Cinstrument-coverage"
-
-# repo-relative posix path -> line number -> hits
-LineHits = dict[str, dict[int, int]]
-
-
-# --------------------------------------------------------------------------
-# LCOV: read, merge, write
-
-
-def parse_lcov(text: str, root: Path, *, exclude: Sequence[Path] = (), base: Path | None = None) -> LineHits:
-    """Line hits (``DA`` records) of an LCOV tracefile, for files under
-    ``root`` only (paths made relative to it) and not under ``exclude``;
-    a relative ``SF`` path is read against ``base`` (default ``root``).
-
-    Several records for one file are added up, as ``lcov --add-tracefile``
-    does. Function and branch records are not kept: floors are on lines.
-    """
-    root = root.resolve()
-    base = (base or root).resolve()
-    data: LineHits = {}
-    current: dict[int, int] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("SF:"):
-            path = Path(os.path.normpath(base / line[3:]))  # an absolute SF path stays as it is
-            if path.is_relative_to(root) and not any(path.is_relative_to(e) for e in exclude):
-                current = data.setdefault(path.relative_to(root).as_posix(), {})
-            else:
-                current = None
-        elif line.startswith("DA:") and current is not None:
-            fields = line[3:].split(",")
-            try:
-                number, hits = int(fields[0]), int(fields[1])
-            except (IndexError, ValueError):
-                raise SuiteError(f"malformed LCOV line: {raw!r}") from None
-            current[number] = current.get(number, 0) + max(hits, 0)
-        elif line == "end_of_record":
-            current = None
-    return data
-
-
-def union_hits(a: LineHits, b: LineHits, combine: Callable[[int, int], int]) -> LineHits:
-    """Per file, every line ``a`` or ``b`` lists, with ``combine`` of both
-    sides' hits where both list it (else the one side's)."""
-    merged: LineHits = {path: dict(lines) for path, lines in a.items()}
-    for path, lines in b.items():
-        into = merged.setdefault(path, {})
-        for number, hits in lines.items():
-            into[number] = combine(into[number], hits) if number in into else hits
-    return merged
-
-
-def only_lines(data: LineHits, keep: LineHits) -> LineHits:
-    """``data`` on the lines ``keep`` lists, no others."""
-    return {path: {n: h for n, h in data.get(path, {}).items() if n in lines} for path, lines in keep.items()}
-
-
-def merge_rust(tarpaulin: LineHits, tests_llvm: LineHits, extension: LineHits) -> LineHits:
-    """The Rust report (see the module docstring): tarpaulin's lines and the
-    extension run's, each with the Rust tests' hits (the larger of tarpaulin's
-    and llvm-cov's on the same profiles) plus the Python tests' hits."""
-    lines = union_hits(tarpaulin, extension, max)
-    rust_tests = union_hits(tarpaulin, only_lines(tests_llvm, lines), max)
-    return union_hits(rust_tests, extension, operator.add)
-
-
-def render_lcov(data: LineHits, test_name: str = "") -> str:
-    """An LCOV tracefile (repo-relative ``SF`` paths, which Codecov resolves)."""
-    out: list[str] = []
-    for path in sorted(data):
-        lines = data[path]
-        out.append(f"TN:{test_name}")
-        out.append(f"SF:{path}")
-        out += [f"DA:{n},{lines[n]}" for n in sorted(lines)]
-        out.append(f"LF:{len(lines)}")
-        out.append(f"LH:{sum(1 for h in lines.values() if h > 0)}")
-        out.append("end_of_record")
-    return "\n".join(out) + "\n"
-
-
-@dataclass(frozen=True)
-class Totals:
-    covered: int
-    lines: int
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.covered / self.lines if self.lines else 0.0
-
-    def text(self) -> str:
-        return f"{self.percent:.2f}% ({self.covered}/{self.lines} lines)"
-
-
-def totals(data: LineHits, prefix: str = "") -> Totals:
-    """Covered and coverable lines over the files whose path starts with ``prefix``."""
-    covered = lines = 0
-    for path, hits in data.items():
-        if path.startswith(prefix):
-            lines += len(hits)
-            covered += sum(1 for h in hits.values() if h > 0)
-    return Totals(covered, lines)
-
-
-def file_totals(data: LineHits) -> list[tuple[str, Totals]]:
-    return [(path, totals({path: data[path]})) for path in sorted(data)]
-
-
-def python_totals(coverage_json: Path) -> tuple[Totals, list[tuple[str, Totals]]]:
-    """Line totals from ``coverage json`` (statements, not branches)."""
-    try:
-        report = json.loads(coverage_json.read_text(encoding="utf-8"))
-        t = report["totals"]
-        files = [
-            (path, Totals(int(f["summary"]["covered_lines"]), int(f["summary"]["num_statements"])))
-            for path, f in sorted(report["files"].items())
-        ]
-        return Totals(int(t["covered_lines"]), int(t["num_statements"])), files
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SuiteError(f"cannot read the coverage.py JSON report {coverage_json}: {e}") from None
 
 
 # --------------------------------------------------------------------------
@@ -278,156 +156,7 @@ def check_floors(results: Iterable[tuple[str, Totals, float, str]]) -> None:
 
 
 # --------------------------------------------------------------------------
-# cargo-tarpaulin: pinned, on PATH or installed into the suite's tool cache
-
-TARPAULIN_INSTALL_HINT = (
-    "the session installs it with 'cargo install --locked cargo-tarpaulin@{v} "
-    "--no-default-features --root {root}' (needs crates.io and a C compiler); "
-    "or put a prebuilt cargo-tarpaulin {v} on PATH (in CI: taiki-e/install-action)"
-)
-
-
-def tools_cache(env: Mapping[str, str]) -> Path:
-    """``$XDG_CACHE_HOME/maturin-suite/tools`` (default ``~/.cache/...``)."""
-    return toolchain.suite_cache(env) / "tools"
-
-
-def tarpaulin_root(env: Mapping[str, str], version: str) -> Path:
-    """The ``cargo install --root`` of one tarpaulin version."""
-    return tools_cache(env) / f"cargo-tarpaulin-{version}"
-
-
-def tool_version(exe: str | Path, env: Mapping[str, str], args: Sequence[str] = ("--version",)) -> str | None:
-    """The first ``X.Y.Z`` a program prints for ``--version``, or None."""
-    proc = probe([str(exe), *args], env=env, timeout=60)
-    if proc is None:
-        return None
-    m = re.search(r"(\d+\.\d+\.\d+)", proc.stdout + proc.stderr)
-    return m.group(1) if proc.returncode == 0 and m else None
-
-
-def check_version_pin(version: str) -> None:
-    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-        raise ConfigError(
-            f"tool.maturin-suite.coverage.tarpaulin-version must be an exact version like '0.37.5'; got {version!r}"
-        )
-
-
-def find_tarpaulin(env: Mapping[str, str], version: str) -> tuple[Path, str] | None:
-    """(cargo-tarpaulin, where) of exactly ``version``: PATH first, then the cache."""
-    on_path = shutil.which("cargo-tarpaulin", path=env.get("PATH"))
-    if on_path and tool_version(on_path, env) == version:
-        return Path(on_path), "PATH"
-    exe = tarpaulin_root(env, version) / "bin" / ("cargo-tarpaulin.exe" if os.name == "nt" else "cargo-tarpaulin")
-    if exe.is_file() and tool_version(exe, env) == version:
-        return exe, "cache"
-    return None
-
-
-def install_command(cargo_exe: str, version: str, root: Path) -> list[str]:
-    """The cheapest pinned install: no libgit2/openssl (``--no-default-features``)."""
-    return [
-        cargo_exe, "install", "--locked", f"cargo-tarpaulin@{version}",
-        "--no-default-features", "--root", str(root),
-    ]
-
-
-def ensure_tarpaulin(ctx: Context, cargo_exe: str, version: str) -> tuple[Path, str]:
-    """cargo-tarpaulin ``version``, installed into the tool cache when absent."""
-    env = ctx.env()
-    found = find_tarpaulin(env, version)
-    if found:
-        return found
-    root = tarpaulin_root(env, version)
-    hint = TARPAULIN_INSTALL_HINT.format(v=version, root=root)
-    # cargo install builds in a temporary target dir of its own, unless told otherwise.
-    install_env = {k: v for k, v in env.items() if k not in ("CARGO_TARGET_DIR", "RUSTFLAGS", "LLVM_PROFILE_FILE")}
-    ctx.console.run(
-        install_command(cargo_exe, version, root), cwd=ctx.root, env=install_env,
-        title=f"install cargo-tarpaulin {version} into {root}", hint=hint,
-    )
-    found = find_tarpaulin(env, version)
-    if found is None:
-        raise ToolMissing(f"cargo-tarpaulin {version} is still not runnable after installing into {root}", hint=hint)
-    return found[0], "installed"
-
-
-def tarpaulin_rustflags(ctx: Context, tarpaulin: Path) -> str:
-    """The RUSTFLAGS tarpaulin builds with (so the extension build reuses the
-    same instrumented dependencies)."""
-    proc = ctx.console.run(
-        [tarpaulin, "tarpaulin", "--print-rust-flags", "--engine", "llvm"],
-        cwd=ctx.config.workspace, env=ctx.env(), title="tarpaulin --print-rust-flags", capture=True,
-    )
-    m = re.search(r'RUSTFLAGS="([^"]*)"', proc.stdout + proc.stderr)
-    flags = m.group(1) if m else ""
-    return flags if "instrument-coverage" in flags else f"{flags} {INSTRUMENT_FLAGS}".strip()
-
-
-# --------------------------------------------------------------------------
-# LLVM tools of rustc's LLVM major version
-
-
-def rustc_llvm_major(env: Mapping[str, str]) -> int:
-    rustc = shutil.which("rustc", path=env.get("PATH"))
-    if rustc is None:
-        raise ToolMissing("rustc was not found on PATH", hint=toolchain.CARGO_HINT)
-    proc = probe([rustc, "-vV"], env=env)
-    out = (proc.stdout if proc else "") or ""
-    m = re.search(r"^LLVM version: (\d+)\.", out, re.MULTILINE)
-    if proc is None or proc.returncode != 0 or not m:
-        raise ToolMissing(f"'rustc -vV' does not name its LLVM version: {out}{proc.stderr if proc else ''}".strip())
-    return int(m.group(1))
-
-
-def llvm_hint(major: int) -> str:
-    return (
-        f"the extension's profiles need llvm-profdata and llvm-cov of LLVM {major} (rustc's). "
-        f"Debian 12: 'apt-get install llvm-{major}' (bookworm-security); Ubuntu: 'apt-get install "
-        f"llvm-{major}' (or apt.llvm.org); with rustup (any OS, manylinux): 'rustup component add "
-        f"llvm-tools'; MSYS2: 'pacman -S mingw-w64-x86_64-llvm' if its major version is {major}; "
-        "or set LLVM_PROFDATA and LLVM_COV to the programs"
-    )
-
-
-def llvm_candidates(name: str, major: int, env: Mapping[str, str]) -> list[str]:
-    """Where ``name`` (llvm-profdata, llvm-cov) may be, best first."""
-    found: list[str] = []
-    override = env.get(name.upper().replace("-", "_"))  # LLVM_PROFDATA, LLVM_COV
-    if override:
-        found.append(override)
-    exe = f"{name}.exe" if os.name == "nt" else name
-    rustc = shutil.which("rustc", path=env.get("PATH"))
-    if rustc:
-        proc = probe([rustc, "--print", "sysroot"], env=env)
-        host = probe([rustc, "-vV"], env=env)
-        m = re.search(r"^host: (\S+)", host.stdout if host else "", re.MULTILINE)
-        if proc is not None and proc.returncode == 0 and m:
-            found.append(str(Path(proc.stdout.strip()) / "lib" / "rustlib" / m.group(1) / "bin" / exe))
-    for cand in (f"{name}-{major}", name):
-        path = shutil.which(cand, path=env.get("PATH"))
-        if path:
-            found.append(path)
-    found.append(f"/usr/lib/llvm-{major}/bin/{name}")
-    return found
-
-
-def find_llvm_tool(name: str, major: int, env: Mapping[str, str]) -> str:
-    """``name`` of LLVM ``major``; :class:`ToolMissing` with install advice otherwise."""
-    seen: list[str] = []
-    for cand in llvm_candidates(name, major, env):
-        if not Path(cand).is_file() and not shutil.which(cand, path=env.get("PATH")):
-            continue
-        version = tool_version(cand, env)
-        if version and int(version.split(".")[0]) == major:
-            return cand
-        seen.append(f"{cand} ({'LLVM ' + version if version else 'no version'})")
-    found = f"; found only {', '.join(seen)}" if seen else ""
-    raise ToolMissing(f"{name} of LLVM {major} was not found{found}", hint=llvm_hint(major))
-
-
-# --------------------------------------------------------------------------
-# Python: coverage.py configuration
+# Python: coverage.py configuration and totals
 
 
 def python_source_dir(ctx: Context) -> Path:
@@ -462,41 +191,27 @@ def coveragerc(ctx: Context, data_file: Path) -> str:
     ])
 
 
+def python_totals(coverage_json: Path) -> tuple[Totals, list[tuple[str, Totals]]]:
+    """Line totals from ``coverage json`` (statements, not branches)."""
+    try:
+        report = json.loads(coverage_json.read_text(encoding="utf-8"))
+        t = report["totals"]
+        files = [
+            (path, Totals(int(f["summary"]["covered_lines"]), int(f["summary"]["num_statements"])))
+            for path, f in sorted(report["files"].items())
+        ]
+        return Totals(int(t["covered_lines"]), int(t["num_statements"])), files
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SuiteError(f"cannot read the coverage.py JSON report {coverage_json}: {e}") from None
+
+
 # --------------------------------------------------------------------------
 # LLVM profiles into line hits
-
-# tarpaulin names each test binary's profile after the binary:
-# <target>/tarpaulin/profraws/<binary>_<module signature>_<pool>-<pid>.profraw
-PROFRAW_NAME = re.compile(r"^(.+)_\d+_\d+-\d+\.profraw$")
-# Where cargo puts test binaries below a target dir (profile dirs, with or without --target).
-BINARY_DIRS = ("*/deps", "*/*/deps", "*/examples", "*/*/examples", "*", "*/*")
 
 
 def target_dirs(ctx: Context, target: Path) -> list[Path]:
     """The cargo target dirs: generated code in them is no source of the project."""
     return [ctx.config.workspace / "target", target]
-
-
-def ignore_regex(env: Mapping[str, str], targets: Sequence[Path]) -> str:
-    """llvm-cov's ``-ignore-filename-regex``: Rust's standard library, the
-    cargo registry and git checkouts, the target dirs."""
-    parts = [r"^/rustc/", r"/\.cargo/(registry|git)/"]
-    cargo_home = env.get("CARGO_HOME")
-    if cargo_home:
-        parts += [re.escape(str(Path(cargo_home) / d)) + "/" for d in ("registry", "git")]
-    parts += [re.escape(str(t)) + "/" for t in targets]
-    return "|".join(parts)
-
-
-def llvm_export_command(ctx: Context, cov_tool: str, profdata: Path, objects: Sequence[Path],
-                        ignore: str) -> list[str]:
-    """``llvm-cov export -format=lcov`` of ``profdata`` over ``objects``, with ``llvm-cov-args``."""
-    first, *rest = objects
-    cmd = [cov_tool, "export", "-format=lcov", f"-instr-profile={profdata}",
-           f"-ignore-filename-regex={ignore}", str(first)]
-    for obj in rest:
-        cmd += ["-object", str(obj)]
-    return [*cmd, *ctx.config.coverage.llvm_cov_args]
 
 
 @dataclass(frozen=True)
@@ -510,54 +225,9 @@ class Tools:
     tarpaulin_origin: str
 
 
-def profiles_lcov(ctx: Context, tools: Tools, raws: Sequence[Path], objects: Sequence[Path],
-                  work: Path, target: Path, name: str) -> str:
-    """``llvm-profdata merge`` of ``raws``, then ``llvm-cov export`` over ``objects``: LCOV text."""
-    env = ctx.env()
-    profdata = work / f"{name}.profdata"
-    ctx.console.run(
-        [tools.profdata, "merge", "-sparse", "-o", profdata, *raws],
-        cwd=work, env=env, title=f"llvm-profdata merge ({len(raws)} {name} profiles)",
-    )
-    ignore = ignore_regex(env, target_dirs(ctx, target))
-    proc = ctx.console.run(
-        llvm_export_command(ctx, tools.cov, profdata, objects, ignore),
-        cwd=work, env=env, title=f"llvm-cov export ({name}: {', '.join(o.name for o in objects)})", capture=True,
-    )
-    for line in proc.stderr.splitlines():
-        if line.strip():  # e.g. "N functions have mismatched data": a stale object
-            ctx.console.warn(f"llvm-cov export ({name}): {line.strip()}")
-    return proc.stdout
-
-
 def lcov_hits(ctx: Context, text: str, target: Path) -> LineHits:
     """llvm-cov's LCOV as line hits (relative paths are the workspace's: rustc's working dir)."""
     return parse_lcov(text, ctx.root, exclude=target_dirs(ctx, target), base=ctx.config.workspace)
-
-
-def find_binary(target: Path, name: str) -> Path | None:
-    exe = f"{name}.exe" if os.name == "nt" else name
-    for pattern in BINARY_DIRS:
-        for candidate in sorted(target.glob(f"{pattern}/{exe}")):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def tarpaulin_profiles(target: Path) -> tuple[list[Path], list[Path], list[str]]:
-    """(the profiles tarpaulin's test binaries wrote, those binaries, the
-    profiles whose binary is not found)."""
-    raws = sorted((target / "tarpaulin" / "profraws").glob("*.profraw"))
-    binaries: dict[Path, None] = {}
-    lost: list[str] = []
-    for raw in raws:
-        m = PROFRAW_NAME.match(raw.name)
-        found = find_binary(target, m.group(1)) if m else None
-        if found is None:
-            lost.append(raw.name)
-        else:
-            binaries[found] = None
-    return raws, list(binaries), lost
 
 
 def rust_tests_hits(ctx: Context, tools: Tools, target: Path, work: Path) -> LineHits:
@@ -568,7 +238,8 @@ def rust_tests_hits(ctx: Context, tools: Tools, target: Path, work: Path) -> Lin
                          "only tarpaulin's report counts for them")
     if not raws or not binaries:
         return {}
-    return lcov_hits(ctx, profiles_lcov(ctx, tools, raws, binaries, work, target, "rust-tests"), target)
+    lcov = profiles_lcov(ctx, tools.profdata, tools.cov, raws, binaries, work, target_dirs(ctx, target), "rust-tests")
+    return lcov_hits(ctx, lcov, target)
 
 
 def extension_object(ctx: Context, python: Path, work: Path) -> Path:
@@ -596,7 +267,8 @@ def extension_hits(ctx: Context, tools: Tools, python: Path, pytest_run: PytestR
         return {}
     work = pytest_run.profiles.parent
     obj = extension_object(ctx, python, work)
-    return lcov_hits(ctx, profiles_lcov(ctx, tools, raws, [obj], work, target, "extension"), target)
+    lcov = profiles_lcov(ctx, tools.profdata, tools.cov, raws, [obj], work, target_dirs(ctx, target), "extension")
+    return lcov_hits(ctx, lcov, target)
 
 
 # --------------------------------------------------------------------------
