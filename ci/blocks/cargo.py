@@ -15,6 +15,7 @@ cargo-nextest runs no doctests, so they run separately (``cargo test --doc``,
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import subprocess
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.core import artifacts
+from ci.core.console import end_group
 from ci.core.context import Context
 from ci.core.errors import StepFailed
 
@@ -195,11 +197,15 @@ def tee(argv: list[str], cwd: Path, env: Mapping[str, str], say: Callable[[str],
     ``say`` as it comes; (the whole output, exit code)."""
     lines: list[str] = []
     with subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace") as proc:
+                          text=True, errors="replace", start_new_session=os.name != "nt") as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            say(line.rstrip("\n"))
-            lines.append(line)
+        try:
+            for line in proc.stdout:
+                say(line.rstrip("\n"))
+                lines.append(line)
+        except BaseException:
+            end_group(proc)  # stopped: rustdoc and the doctest binaries go too
+            raise
     return "".join(lines), proc.returncode
 
 

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 from ci.blocks import mingw, toolchain
 from ci.core import artifacts
 from ci.core.config import SuiteConfig, read_toml
+from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, SuiteError
 from ci.core.project import cargo_metadata
@@ -152,8 +152,8 @@ class Machine:
         """``cargo <sub> --version`` runs (rustfmt, clippy), else a need."""
         if self.cargo is None:
             return ()
-        proc = subprocess.run([self.cargo, sub, "--version"], env=dict(self.env), capture_output=True, check=False)
-        return () if proc.returncode == 0 else (Need(what, hint),)
+        proc = probe([self.cargo, sub, "--version"], env=self.env)
+        return () if proc is not None and proc.returncode == 0 else (Need(what, hint),)
 
     @functools.cached_property
     def rustc_llvm(self) -> tuple[int | None, Path | None]:
@@ -161,9 +161,10 @@ class Machine:
         rustc = self.which("rustc")
         if rustc is None:
             return None, None
-        vv = subprocess.run([rustc, "-vV"], env=dict(self.env), capture_output=True, text=True, check=False).stdout
-        sysroot = subprocess.run([rustc, "--print", "sysroot"], env=dict(self.env), capture_output=True,
-                                 text=True, check=False).stdout.strip()
+        vv_proc = probe([rustc, "-vV"], env=self.env)
+        root_proc = probe([rustc, "--print", "sysroot"], env=self.env)
+        vv = vv_proc.stdout if vv_proc else ""
+        sysroot = root_proc.stdout.strip() if root_proc else ""
         major = re.search(r"^LLVM version: (\d+)", vv, re.MULTILINE)
         host = re.search(r"^host: (\S+)", vv, re.MULTILINE)
         tools = Path(sysroot, "lib", "rustlib", host.group(1), "bin") if host and sysroot else None

@@ -48,6 +48,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -67,7 +68,7 @@ from ci.blocks import wheels as wheelcheck
 from ci.core import artifacts
 from ci.core import findings as checks
 from ci.core.config import SuiteConfig
-from ci.core.console import run_group
+from ci.core.console import probe, run_group
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, SuiteError
 from ci.core.findings import Finding
@@ -137,9 +138,8 @@ def git_tag(root: Path, env: Mapping[str, str]) -> str | None:
     git = shutil.which("git", path=env.get("PATH"))
     if not git:
         return None
-    proc = subprocess.run([git, "describe", "--tags", "--exact-match", "HEAD"], cwd=root,
-                          env=dict(env), capture_output=True, text=True, check=False)
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    proc = probe([git, "describe", "--tags", "--exact-match", "HEAD"], cwd=root, env=env)
+    return proc.stdout.strip() or None if proc is not None and proc.returncode == 0 else None
 
 
 def project_versions(project: Project, env: Mapping[str, str]) -> Versions:
@@ -341,10 +341,12 @@ def bundled_findings(cfg: SuiteConfig, name: str, members: archives.ZipMembers) 
 
 
 def tool_run(ctx: Context, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a checker quietly (its verdict becomes a Finding, not an exception)."""
+    """Run a checker, shown, with its output captured (its verdict becomes a
+    Finding, not an exception); it and its children end after 600 s."""
+    ctx.console.say(f"$ {shlex.join(argv)}")
     try:
-        return subprocess.run(argv, cwd=cwd, env=ctx.env(NO_COLOR="1", COLUMNS="200", TERM="dumb"),
-                              capture_output=True, text=True, check=False, timeout=600)
+        return run_group(argv, cwd=cwd, env=ctx.env(NO_COLOR="1", COLUMNS="200", TERM="dumb"), capture=True,
+                         timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
         return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {e}")
 

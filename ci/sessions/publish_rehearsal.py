@@ -43,6 +43,7 @@ from packaging.version import Version
 from ci.blocks import venvs
 from ci.blocks.sdists import smoke_code
 from ci.core import artifacts
+from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, ConfigError, StepFailed
 
@@ -150,11 +151,11 @@ def write_htpasswd(ctx: Context, path: Path, user: str, password: str) -> None:
         "f.save()\n"
     )
     python = ctx.tool("python", hint=TWINE_HINT)
-    proc = subprocess.run([python, "-c", code, str(path), user], input=password, text=True,
-                          capture_output=True, env=ctx.env(), check=False)
-    if proc.returncode != 0:
-        raise StepFailed(f"could not write the htpasswd file with passlib: {proc.stderr.strip()[-800:]}",
-                         proc.returncode, hint=TWINE_HINT)
+    proc = probe([python, "-c", code, str(path), user], stdin=password, env=ctx.env())
+    if proc is None or proc.returncode != 0:
+        why = proc.stderr.strip()[-800:] if proc else "python did not start"
+        raise StepFailed(f"could not write the htpasswd file with passlib: {why}",
+                         proc.returncode if proc else 1, hint=TWINE_HINT)
 
 
 def wait_until_up(index: Index, timeout: float = START_TIMEOUT) -> None:

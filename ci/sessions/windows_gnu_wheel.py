@@ -55,7 +55,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -82,6 +81,7 @@ from ci.blocks.mingw import (
 )
 from ci.core import artifacts
 from ci.core.config import SuiteConfig
+from ci.core.console import probe
 from ci.core.context import Context
 from ci.core.errors import CheckFailed, ConfigError, StepFailed, SuiteError, ToolMissing
 from ci.core.findings import Finding, failures
@@ -307,7 +307,7 @@ def stop_wineserver(env: Mapping[str, str], wenv: dict[str, str]) -> None:
     """Stop the wineserver this run started for its prefix (it lingers otherwise)."""
     wineserver = _which("wineserver", env)
     if wineserver:
-        subprocess.run([wineserver, "-k"], env=wenv, capture_output=True, check=False)
+        probe([wineserver, "-k"], env=wenv)
 
 
 def run_wine_tests(ctx: Context, route: RustRoute, env: dict[str, str], wheel: Path, work: Path) -> WineResult:
