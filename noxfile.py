@@ -109,6 +109,26 @@ def doctor(session: nox.Session) -> None:
     engine(session, ROOT, "doctor")
 
 
+@nox.session(name="adopt", venv_backend="none")
+def adopt(session: nox.Session) -> None:
+    """Write this suite into the maturin workspace at PATH ('-- PATH [--force]'), settings derived from it."""
+    engine(session, ROOT, "adopt")
+
+
+# Tagged <workflow>-setup: every job of ci.yml and release.yml runs it first
+# (`nox -s setup -- <session>`); no plan lists it (they list -t ci, ci-gate).
+@nox.session(name="setup", venv_backend="none", tags=["ci-setup", "release-setup"])
+def setup(session: nox.Session) -> None:
+    """Install what the named sessions need from this machine, per ci/requirements.toml ('-- coverage', --dry-run)."""
+    engine(session, ROOT, "setup")
+
+
+@nox.session(name="wheel-tests", python=python_versions(ROOT), tags=["ci-gate"])
+def wheel_tests(session: nox.Session) -> None:
+    """pytest against a built wheel, not rebuilt ('-- dist/X.whl' or a folder, default dist/); -p 3.12 picks one."""
+    engine(session, ROOT, "wheel_tests")
+
+
 @nox.session(name="suite-tests", tags=["self"])
 def suite_tests_(session: nox.Session) -> None:
     """This repository's own tests with the engine's line coverage; '-- -m "not slow"' for the fast subset."""

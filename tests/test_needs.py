@@ -5,6 +5,11 @@ with the line that closes it."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -213,3 +218,175 @@ def test_a_gnu_host_hint_names_the_toolchain() -> None:
 def test_component_aliases() -> None:
     assert needs.normal_component("llvm-tools-preview") == "llvm-tools"
     assert needs.version_key("v2.9.2") > needs.version_key("v2.9.1") > needs.version_key("2.8.10")
+
+
+# ---------------------------------------------------------------- distributions and cargo install arguments
+
+
+def test_apt_on_adds_a_distributions_packages(req: needs.Requirements) -> None:
+    coverage = req.needs("coverage", "linux")
+    assert coverage is not None
+    assert "llvm-22" in coverage.apt_for("debian-12") and "llvm-22" not in coverage.apt_for("ubuntu-24.04")
+    assert coverage.apt_for("") == coverage.apt
+    linux = req.runner_for("ubuntu-24.04")
+    assert linux is not None and linux.distro == "ubuntu-24.04"
+    assert req.cargo_install == {"cargo-tarpaulin": ("--no-default-features",)}
+
+
+def test_apt_on_is_asked_of_the_runners_distribution() -> None:
+    n = needs.PlatformNeeds(apt=("libgmp-dev",), apt_on=(("debian-12", ("llvm-22",)),))
+    provided = full(n)
+    assert needs.missing(n, NOX, provided, distro="ubuntu-24.04") == []
+    (gap,) = needs.missing(n, NOX, provided, distro="debian-12")
+    assert str(gap) == "apt package llvm-22"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"sessions__coverage__linux__apt-on": {"bookworm": ["llvm-22"]}}, "not an /etc/os-release ID-VERSION_ID"),
+    ({"sessions__coverage__linux__apt-on": {"debian-12": "llvm-22"}}, "list of non-empty strings"),
+    ({"cargo-install__cargo-tarpaulin": "--no-default-features"}, "[cargo-install].cargo-tarpaulin must be a list"),
+    ({"runners__linux__distro": 24}, "distro must be a string"),
+])
+def test_bad_new_keys_are_config_errors(change: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        needs.parse(variant(**change), CONFIG.python_versions)
+    assert expected in e.value.message
+
+
+# ---------------------------------------------------------------- this machine
+
+
+def test_this_platform_and_distribution(tmp_path: Path) -> None:
+    assert needs.this_platform("linux") == "linux" and needs.this_platform("win32") == "windows"
+    with pytest.raises(ConfigError, match="this machine is darwin"):
+        needs.this_platform("darwin")
+    release = tmp_path / "os-release"
+    release.write_text('PRETTY_NAME="Ubuntu 24.04 LTS"\nID=ubuntu\nVERSION_ID="24.04"\n', encoding="utf-8")
+    assert needs.this_distro(release) == "ubuntu-24.04"
+    assert needs.this_distro(tmp_path / "missing") == ""
+    if Path("/etc/os-release").is_file():
+        assert needs.DISTRO.match(needs.this_distro())
+
+
+def test_session_names_and_merging(req: needs.Requirements) -> None:
+    assert needs.base_session(req, "python-tests-3.12") == "python-tests"
+    with pytest.raises(ConfigError) as e:
+        needs.base_session(req, "no-such-session")
+    assert "declares no session 'no-such-session'" in e.value.message and "coverage" in (e.value.hint or "")
+    merged = needs.combined(req, ["coverage", "lint", "rust-tests"], "linux")
+    assert merged.components == ("llvm-tools", "rustfmt", "clippy")
+    assert dict(merged.cargo_tools) == {"cargo-nextest": "*", "cargo-tarpaulin": "0.37.5"}
+    assert merged.apt.count("libgmp-dev") == 1
+    with pytest.raises(ConfigError, match="does not run on windows"):
+        needs.combined(req, ["coverage"], "windows")
+
+
+def test_merging_refuses_conflicts() -> None:
+    data = variant()
+    data["sessions"]["lint"]["linux"]["rust-host"] = "x86_64-unknown-linux-musl"
+    data["sessions"]["lint"]["linux"]["cargo-tools"] = {"cargo-tarpaulin": "0.36.0"}
+    req = needs.parse(data, CONFIG.python_versions)
+    with pytest.raises(ConfigError, match="different Rust hosts"):
+        needs.combined(req, ["lint", "sdist"], "linux")
+    data["sessions"]["lint"]["linux"]["rust-host"] = LINUX_HOST
+    with pytest.raises(ConfigError, match="pins cargo-tarpaulin at both"):
+        needs.combined(needs.parse(data, CONFIG.python_versions), ["lint", "coverage"], "linux")
+
+
+def test_wants_follow_the_platform_and_distribution(req: needs.Requirements) -> None:
+    debian = [str(w) for w in needs.machine_wants(req, ["coverage"], "linux", "debian-12")]
+    ubuntu = [str(w) for w in needs.machine_wants(req, ["coverage"], "linux", "ubuntu-24.04")]
+    assert "apt package llvm-22" in debian and "apt package llvm-22" not in ubuntu
+    assert debian[-1] == "cargo tool cargo-tarpaulin 0.37.5"
+    assert "rust toolchain with host x86_64-unknown-linux-gnu" in ubuntu
+    windows = [str(w) for w in needs.machine_wants(req, ["windows-gnu-wheel"], "windows", "")]
+    assert windows[:3] == ["msys2 package mingw-w64-x86_64-gcc", "msys2 package mingw-w64-x86_64-gmp",
+                           "msys2 package mingw-w64-x86_64-pkgconf"]
+    assert "rust toolchain with host x86_64-pc-windows-gnu" in windows and not any("apt" in w for w in windows)
+
+
+def test_install_steps_are_the_exact_commands(req: needs.Requirements) -> None:
+    items = needs.machine_wants(req, ["coverage", "lint"], "linux", "debian-12")
+    env = {"PATH": os.environ["PATH"]}
+    shown = [s.shown for s in needs.install_steps(items, env, req.cargo_install)]
+    sudo = "" if needs.admin_prefix(env) == () else "sudo DEBIAN_FRONTEND=noninteractive "
+    assert shown[0] == f"{sudo}apt-get install -y -qq --no-install-recommends gcc libc6-dev ca-certificates " \
+                      "libgmp-dev llvm-22"
+    assert "rustup toolchain install stable-x86_64-unknown-linux-gnu --profile minimal && " \
+           "rustup default stable-x86_64-unknown-linux-gnu" in shown
+    assert "rustup component add llvm-tools rustfmt clippy" in shown
+    assert "cargo install --locked cargo-tarpaulin@0.37.5 --no-default-features" in shown
+    py = needs.install_steps([needs.Want("python", "3.9")], env)[0]
+    assert not py.runnable and "pyenv install 3.9" in py.shown
+    msys2 = needs.install_steps([needs.Want("msys2", "mingw-w64-x86_64-gmp")], env)[0]
+    assert msys2.shown == "pacman -S --needed --noconfirm mingw-w64-x86_64-gmp"
+
+
+def test_admin_prefix(tmp_path: Path) -> None:
+    sudo = tmp_path / "sudo"
+    sudo.write_text("#!/bin/sh\nexec \"$@\"\n", encoding="utf-8")
+    sudo.chmod(0o755)
+    assert needs.admin_prefix({"PATH": str(tmp_path)}, uid=0) == ()
+    assert needs.admin_prefix({"PATH": str(tmp_path)}, uid=1000) == ("sudo",)
+    assert needs.admin_prefix({"PATH": str(tmp_path / "none")}, uid=1000) is None
+
+
+needs_here = pytest.mark.skipif(not (shutil.which("dpkg-query") and shutil.which("rustup")),
+                                reason="probes a Debian/Ubuntu machine with rustup")
+
+
+@needs_here
+def test_present_probes_this_machine() -> None:
+    env = dict(os.environ)
+    host = re.search(r"^host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True,
+                                                      check=True).stdout, re.M)
+    assert host is not None
+    items = [needs.Want("apt", "libgmp-dev"), needs.Want("apt", "no-such-package-pe"),
+             needs.Want("toolchain", host.group(1)), needs.Want("toolchain", "riscv64gc-unknown-none-elf"),
+             needs.Want("component", "rustfmt"), needs.Want("component", "no-such-component"),
+             needs.Want("target", host.group(1)), needs.Want("target", "wasm32-wasip2-no-such"),
+             needs.Want("cargo-tool", "cargo-no-such-tool", "*"), needs.Want("python", "2.5"),
+             needs.Want("python", "{}.{}".format(*sys.version_info[:2]))]
+    have = needs.present(items, env)
+    assert {str(w) for w in have} == {"apt package libgmp-dev", f"rust toolchain with host {host.group(1)}",
+                                      "rustup component rustfmt", f"rustup target {host.group(1)}",
+                                      "python {}.{}".format(*sys.version_info[:2])}
+
+
+@needs_here
+def test_a_pinned_cargo_tool_is_present_only_at_its_version(tmp_path: Path) -> None:
+    """A real program answering `cargo-pe-tool pe-tool --version` like a cargo subcommand."""
+    tool = tmp_path / "bin" / "cargo-pe-tool"
+    tool.parent.mkdir()
+    tool.write_text(f"#!{sys.executable}\nimport sys\nprint('cargo-pe-tool 1.2.3') if sys.argv[1:] == "
+                    "['pe-tool', '--version'] else sys.exit(2)\n", encoding="utf-8")
+    tool.chmod(0o755)
+    env = {"PATH": str(tool.parent), "HOME": str(tmp_path), "CARGO_HOME": str(tmp_path / "cargo")}
+    assert needs.cargo_tool_present("cargo-pe-tool", "1.2.3", env)
+    assert needs.cargo_tool_present("cargo-pe-tool", "*", env)
+    assert not needs.cargo_tool_present("cargo-pe-tool", "1.2.30", env)
+    assert not needs.cargo_tool_present("cargo-pe-tool", "1.2", env)
+    # The suite's tool cache, where the sessions install pinned tools.
+    cached = tmp_path / "xdg" / "maturin-suite" / "tools" / "cargo-pe-tool-1.2.3" / "bin"
+    cached.mkdir(parents=True)
+    tool.rename(cached / "cargo-pe-tool")
+    assert not needs.cargo_tool_present("cargo-pe-tool", "*", env)
+    assert needs.cargo_tool_present("cargo-pe-tool", "1.2.3", {**env, "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+
+
+@needs_here
+def test_missing_here_names_what_a_session_lacks(tmp_path: Path) -> None:
+    (tmp_path / "ci").mkdir()
+    data = (REPO / needs.REQUIREMENTS_FILE).read_text(encoding="utf-8").replace(
+        '[sessions.sdist.linux]\nrust-host = "x86_64-unknown-linux-gnu"\napt = [',
+        '[sessions.sdist.linux]\nrust-host = "x86_64-unknown-linux-gnu"\napt = ["no-such-package-pe", ')
+    (tmp_path / needs.REQUIREMENTS_FILE).write_text(data, encoding="utf-8")
+    env = dict(os.environ)
+    (gap,) = needs.missing_here(tmp_path, "sdist", env, CONFIG.python_versions)
+    assert (gap.kind, gap.value) == ("apt package", "no-such-package-pe")
+    assert gap.how.endswith("apt-get install -y -qq --no-install-recommends no-such-package-pe")
+    hint = needs.setup_hint(tmp_path, "sdist", env, CONFIG.python_versions)
+    assert hint.startswith("nox -s setup -- sdist installs what ci/requirements.toml lists and this machine "
+                           "lacks: apt package no-such-package-pe (")
+    assert needs.setup_hint(REPO, "sdist", env, CONFIG.python_versions) == ""  # this machine has it all
+    assert "declares no session 'nope'" in needs.setup_hint(REPO, "nope", env, CONFIG.python_versions)

@@ -27,6 +27,7 @@ from ci.core.config import load_config
 
 CI = "ci.yml"
 RELEASE = "release.yml"
+SETUP = provisions.SETUP
 
 
 @pytest.fixture(scope="session")
@@ -84,23 +85,29 @@ def provision_problems(workflows: dict[str, Any], lister: wf.SessionLister,
 def test_parity_holds_for_the_real_workflows(workflows: dict[str, Any], lister: wf.SessionLister) -> None:
     parity = wf.check_parity(workflows, lister)
     assert parity.problems == []
-    # Both directions, against nox's own listing.
-    assert parity.sessions_run_by(CI) == names(lister, "-t", "ci", "ci-gate")
-    assert parity.sessions_run_by(RELEASE) == names(lister, "-t", "release")
+    # Both directions, against nox's own listing (the set-up entry is tagged
+    # ci-setup and release-setup: both workflows run it, no plan lists it).
+    assert parity.sessions_run_by(CI) == names(lister, "-t", "ci", "ci-gate", "ci-setup")
+    assert parity.sessions_run_by(RELEASE) == names(lister, "-t", "release", "release-setup")
     assert names(lister, "-t", "ci")  # the plan is not vacuous
+    assert SETUP not in names(lister, "-t", "ci", "ci-gate", "release")
 
 
 def test_ci_sessions_come_from_the_noxfile_not_a_list(workflows: dict[str, Any],
                                                       lister: wf.SessionLister) -> None:
     parity = wf.check_parity(workflows, lister)
-    ci_runs = [r for r in parity.runs if r.workflow == CI]
+    ci_runs = [r for r in parity.runs if r.workflow == CI and r.sessions != (SETUP,)]
     assert ci_runs and all(r.plan is not None for r in ci_runs)
-    assert {r.plan for r in ci_runs} == {("-t", "ci"), ("-t", "ci-gate")}
-    # No session name is written anywhere in ci.yml's scripts.
+    assert {r.plan for r in ci_runs} == {("-t", "ci"), ("-t", "ci-gate"), ("-s", "wheel-tests")}
+    # No session name is written anywhere in ci.yml's scripts (the set-up
+    # entry names its session through the matrix too: "$NAME").
     scripts = " ".join(str(s.get("run", "")) for j in workflows[CI]["jobs"].values()
                        for s in j.get("steps", []))
-    for session in names(lister, *wf.ALL_SESSIONS):
+    for session in names(lister, *wf.ALL_SESSIONS) - {SETUP}:
         assert re.search(rf"nox -s {re.escape(session)}\b", scripts) is None
+        assert re.search(rf"nox -s {SETUP} -- .*\b{re.escape(session)}\b", scripts) is None
+    setups = {r.posargs for r in parity.runs if r.workflow == CI and r.sessions == (SETUP,)}
+    assert setups == {("$NAME",)}
 
 
 def test_release_runs_publish_check_with_release_flag(workflows: dict[str, Any],
@@ -127,8 +134,8 @@ def test_release_runs_publish_check_with_release_flag(workflows: dict[str, Any],
      "uses: some/build-action@542cebaaed782771e619bd5609d97659d109c492 # v2.66.7",
      ["uses some/build-action"]),
     # A python script step.
-    ("      - name: Install GMP\n        if:",
-     "      - name: Install GMP\n        shell: python\n        if:", ["'python' script"]),
+    ("      - name: Set up the machine (ci/requirements.toml)\n        run:",
+     "      - name: Set up the machine (ci/requirements.toml)\n        shell: python\n        run:", ["'python' script"]),
 ])
 def test_parity_rejects_mutated_ci(tmp_path: Path, loader: Callable[[Path], Any], lister: wf.SessionLister,
                                    old: str, new: str, expected: list[str]) -> None:
@@ -144,6 +151,66 @@ def test_parity_rejects_untagged_session_in_release(tmp_path: Path, loader: Call
     problems = [str(p) for p in wf.check_parity(workflows, lister).problems]
     assert any("'coverage', which is not tagged release" in p for p in problems), problems
     assert any("'sdist' is tagged release" in p and "no job runs it" in p for p in problems), problems
+
+
+# Another project's names for the same two workflows (issue 12: lint-workflows
+# assumed ci.yml and release.yml).
+RENAMED = {CI: "build.yml", RELEASE: "publish.yaml"}
+
+
+def renamed(tmp_path: Path, loader: Callable[[Path], Any], old: str = "", new: str = "") -> dict[str, Any]:
+    folder = tmp_path / wf.WORKFLOWS_DIR
+    folder.mkdir(parents=True)
+    for name, text in texts().items():
+        (folder / RENAMED[name]).write_text(text.replace(old, new) if old else text, encoding="utf-8")
+    return wf.load_workflows(tmp_path, loader)
+
+
+def test_workflow_tags_are_discovered_from_the_file_names(workflows: dict[str, Any],
+                                                         lister: wf.SessionLister) -> None:
+    found = wf.discover_workflow_tags(workflows, lister)
+    assert {"ci", "ci-gate"} <= set(found[CI]) and "release" in found[RELEASE]
+    assert all(t == "ci" or t.startswith("ci-") for t in found[CI])
+    assert all(t == "release" or t.startswith("release-") for t in found[RELEASE])
+    assert not {"test", "package", "lint"} & {t for tags in found.values() for t in tags}
+
+
+def as_original(problems: list[wf.Problem]) -> list[str]:
+    back = {v: k for k, v in RENAMED.items()}
+    return [str(p).replace(p.workflow, back.get(p.workflow, p.workflow), 1) for p in problems]
+
+
+def test_renamed_workflows_take_their_tags_from_config(tmp_path: Path, loader: Callable[[Path], Any],
+                                                      workflows: dict[str, Any], lister: wf.SessionLister) -> None:
+    moved = renamed(tmp_path, loader)
+    assert set(moved) == {"build.yml", "publish.yaml"}  # *.yaml is found too
+    # By name they own no tag: their steps are checked, not which sessions they run.
+    assert wf.discover_workflow_tags(moved, lister) == {}
+    assert not any("tagged" in str(p) for p in wf.check_parity(moved, lister).problems)
+    # Configured, they are held to exactly what the original names are held to.
+    owned = wf.discover_workflow_tags(workflows, lister)
+    tags = {RENAMED[name]: owned[name] for name in (CI, RELEASE)}
+    parity = wf.check_parity(moved, lister, tags)
+    assert as_original(parity.problems) == [str(p) for p in wf.check_parity(workflows, lister).problems]
+    assert parity.sessions_run_by("publish.yaml") >= names(lister, "-t", "release")
+    # The configured ownership is enforced: swapped, each runs the other's sessions.
+    swapped = [str(p) for p in wf.check_parity(moved, lister, {"build.yml": owned[RELEASE],
+                                                               "publish.yaml": owned[CI]}).problems]
+    assert any(p.startswith("build.yml: runs session 'coverage', which is not tagged release") for p in swapped)
+    assert any(p.startswith("publish.yaml: session 'coverage' is tagged ci/") and p.endswith("no job runs it")
+               for p in swapped), swapped
+    # A configured workflow that is not there is named.
+    missing = [str(p) for p in wf.check_parity(moved, lister, {CI: ("ci", "ci-gate")}).problems]
+    assert f"{CI}: workflow file is missing" in missing
+
+
+def test_publish_environment_comes_from_config(tmp_path: Path, loader: Callable[[Path], Any]) -> None:
+    workflows = renamed(tmp_path, loader, "      name: pypi\n", "      name: release\n")
+    text = (tmp_path / wf.WORKFLOWS_DIR / "publish.yaml").read_text(encoding="utf-8")
+    problems = [str(p) for p in wf.check_hardening("publish.yaml", workflows["publish.yaml"], text)]
+    assert problems == ["publish.yaml, job publish: id-token: write outside the PyPI publish job "
+                        "(environment pypi + pypa/gh-action-pypi-publish)"]
+    assert wf.check_hardening("publish.yaml", workflows["publish.yaml"], text, publish_environment="release") == []
 
 
 # ---------------------------------------------------------------- hardening
@@ -170,14 +237,11 @@ def test_real_workflows_are_hardened(workflows: dict[str, Any]) -> None:
     (CI, 'run: nox -s "$SESSION"', "run: nox -s ${{ matrix.nox.session }}", "inside its script"),
     (CI, "  pull_request:\n", "  pull_request_target:\n", "pull_request_target"),
     (RELEASE, "          cache: false\n", "", "cache: false"),
-    (RELEASE, '          python-version: "3.13"\n      - name: Set up Rust\n        run: |\n'
-              "          rustup toolchain install stable --profile minimal\n          rustup default stable\n"
-              "      - name: Install GMP",
-     '          python-version: "3.13"\n      - name: Set up Rust\n        run: |\n'
-     "          rustup toolchain install stable --profile minimal\n          rustup default stable\n"
+    (RELEASE, "        run: nox -s setup -- linux-wheel\n",
+     "        run: nox -s setup -- linux-wheel\n"
      "      - uses: Swatinem/rust-cache@6323deb102c322ba6fcbdcafc7e3dddab59af2b6 # v2.9.2\n"
-     "        with:\n          save-if: ${{ github.ref == 'refs/heads/main' }}\n"
-     "      - name: Install GMP", "no caches in a release workflow"),
+     "        with:\n          save-if: ${{ github.ref == 'refs/heads/main' }}\n",
+     "no caches in a release workflow"),
 ])
 def test_hardening_rejects(tmp_path: Path, loader: Callable[[Path], Any], name: str, old: str, new: str,
                            expected: str) -> None:
@@ -216,14 +280,20 @@ def test_release_publishes_only_after_the_gates(workflows: dict[str, Any]) -> No
         assert up and up[0]["with"]["name"] == f"dist-{job_id}"
 
 
-def test_windows_wheel_builds_on_windows_with_msys2(workflows: dict[str, Any]) -> None:
+def test_windows_wheel_builds_on_windows_with_msys2(workflows: dict[str, Any],
+                                                    requirements: needs.Requirements) -> None:
     job = workflows[RELEASE]["jobs"]["windows-gnu-wheel"]
     assert job["runs-on"].startswith("windows")
     assert job["defaults"]["run"]["shell"] == "msys2 {0}"
     msys2 = [s for s in job["steps"] if wf.action_name(s.get("uses", "")) == "msys2/setup-msys2"]
-    assert msys2 and "mingw-w64-x86_64-gmp" in msys2[0]["with"]["install"]
+    assert msys2 and msys2[0]["with"]["msystem"] == "MINGW64"
+    # The MSYS2 packages come from the set-up entry (pacman), per the table.
+    runner = requirements.runner_for(job["runs-on"])
+    assert runner is not None
+    provided = provisions.provisions_before(job["steps"], runner, requirements, {})
+    assert "mingw-w64-x86_64-gmp" in provided.msys2
     native = load_config(REPO).native
-    assert all(lib.msys2 in msys2[0]["with"]["install"] for lib in native if lib.msys2)
+    assert all(lib.msys2 in provided.msys2 for lib in native if lib.msys2)
 
 
 def test_ci_gate_runs_after_the_session_jobs_on_their_artifacts(workflows: dict[str, Any]) -> None:
@@ -241,6 +311,33 @@ def test_ci_gate_runs_after_the_session_jobs_on_their_artifacts(workflows: dict[
         if uses_codecov:
             assert job.get("environment") == "codecov"
             assert not any("run" in s for s in job["steps"])
+
+
+def test_wheels_are_built_once_and_tested_everywhere(workflows: dict[str, Any], lister: wf.SessionLister,
+                                                     requirements: needs.Requirements) -> None:
+    """The Linux and Windows wheels the session jobs build are tested as
+    downloaded, on ubuntu-24.04 (the gate) and windows-2022, with every
+    CPython, by wheel-tests: a session that needs no Rust, so builds nothing."""
+    jobs = workflows[CI]["jobs"]
+    parity = wf.check_parity(workflows, lister)
+    wheel_tests = names(lister, "-s", "wheel-tests")
+    assert {f"wheel-tests-{v}" for v in load_config(REPO).python_versions} == wheel_tests
+    uploads = [s for s in jobs["session"]["steps"] if wf.action_name(s.get("uses", "")) == "actions/upload-artifact"
+               and s["with"]["path"] == "dist/"]
+    assert [s["with"]["name"] for s in uploads] == ["dist-${{ matrix.nox.session }}"]
+    assert {"linux-wheel", "windows-gnu-wheel"} <= names(lister, "-t", "ci")
+    # Linux: the gate job, on every dist/ file of the session jobs.
+    assert wheel_tests <= names(lister, "-t", "ci-gate") and jobs["gate"]["runs-on"] == "ubuntu-24.04"
+    # Windows: the windows-gnu-wheel job's artifact, on windows-2022.
+    win = jobs["wheel-tests-windows"]
+    assert win["runs-on"] == "windows-2022" and "session" in win["needs"]
+    (download,) = [s for s in win["steps"] if wf.action_name(s.get("uses", "")) == "actions/download-artifact"]
+    assert download["with"] == {"name": "dist-windows-gnu-wheel", "path": "dist/"}
+    runs = [r for r in parity.runs if (r.workflow, r.job) == (CI, "wheel-tests-windows") and r.sessions != (SETUP,)]
+    assert [set(r.sessions) for r in runs] == [wheel_tests]
+    for platform in ("linux", "windows"):
+        n = requirements.needs("wheel-tests", platform)
+        assert n is not None and not (n.rust_host or n.apt or n.msys2 or n.cargo_tools), platform
 
 
 def test_python_versions_match_the_suite_config(workflows: dict[str, Any]) -> None:
@@ -310,48 +407,59 @@ def test_real_workflows_provide_every_need(workflows: dict[str, Any], lister: wf
     found = provisions.check_provisions(workflows, parity, lister, requirements, load_config(REPO).linux_wheel.mode)
     assert [str(p) for p in found.problems] == []
     checked = {(w, j, s, p) for w, j, s, p in found.checked}
-    # Every session every job runs was checked, on its runner's platform.
+    # Every session every job runs was checked, on its runner's platform
+    # (the set-up entry's own run is a provision of the step after it).
     for run in parity.runs:
-        for session in run.sessions:
+        for session in set(run.sessions) - {SETUP}:
             assert any((run.workflow, run.job, session) == c[:3] for c in checked), (run, session)
     assert (RELEASE, "windows-gnu-wheel", "windows-gnu-wheel", "windows") in checked
     assert (CI, "session", "windows-gnu-wheel", "linux") in checked
+    assert (CI, "wheel-tests-windows", "wheel-tests-3.9", "windows") in checked
+    assert (CI, "gate", "wheel-tests-3.13", "linux") in checked
     assert (CI, "plan", "(nox only)", "linux") in checked
+    # Every job that runs a session sets up its machine with the set-up entry.
+    for name, w in workflows.items():
+        for job_id, job in w["jobs"].items():
+            scripts = [str(s.get("run", "")) for s in job.get("steps", [])]
+            if any(provisions.runs_nox(s) for s in job.get("steps", [])) and job_id != "plan":
+                assert any(f"nox -s {SETUP} -- " in s for s in scripts), (name, job_id)
 
+
+SETUP_STEP = "      - name: Set up the machine (ci/requirements.toml)\n        run: nox -s setup -- "
+CI_SETUP = SETUP_STEP + '"$NAME"\n'  # the first is the session job's
+GATE_SETUP = CI_SETUP + "      - name: Download the dist/ files of the session jobs"
+INSTALL_NOX = ("      - name: Install nox (from the lock, hashes required)\n"
+               "        run: python -m pip install --require-hashes -r ci/requirements-nox.txt\n")
 
 # (workflow, old, new, job, what must be named) — one provision dropped each.
 DROPPED = [
-    # rust toolchain host (issue 11 defect 1)
-    (RELEASE, "          rustup default stable-x86_64-pc-windows-gnu\n", "          rustup default stable\n",
-     "windows-gnu-wheel", "rust toolchain with host x86_64-pc-windows-gnu"),
-    # msys2 package (defect 2)
-    (RELEASE, "            mingw-w64-x86_64-pkgconf\n", "", "windows-gnu-wheel",
-     "msys2 package mingw-w64-x86_64-pkgconf"),
-    (RELEASE, "            mingw-w64-x86_64-gmp\n", "", "windows-gnu-wheel", "msys2 package mingw-w64-x86_64-gmp"),
-    # rustup component (defect 3), and lint's
-    (CI, "run: rustup component add llvm-tools", "run: rustup show", "session",
-     "session 'coverage' on linux needs rustup component llvm-tools"),
-    (CI, "run: rustup component add rustfmt clippy", "run: rustup component add rustfmt", "session",
-     "session 'lint' on linux needs rustup component clippy"),
-    # a step whose condition no longer holds for the session
-    (CI, "if: ${{ matrix.nox.name == 'coverage' }}\n        run: rustup component add llvm-tools",
-     "if: ${{ matrix.nox.name == 'lint' }}\n        run: rustup component add llvm-tools", "session",
-     "session 'coverage' on linux needs rustup component llvm-tools"),
-    # rustup target
-    (CI, "run: rustup target add x86_64-pc-windows-gnu", "run: rustup show", "session",
-     "session 'windows-gnu-wheel' on linux needs rustup target x86_64-pc-windows-gnu"),
-    # apt packages
-    (CI, "sudo apt-get install -y --no-install-recommends libgmp-dev", "sudo apt-get install -y zlib1g-dev",
-     "session", "session 'rust-tests' on linux needs apt package libgmp-dev"),
-    (CI, "--no-install-recommends gcc-mingw-w64-x86-64-win32 ", "--no-install-recommends ", "session",
-     "session 'windows-gnu-wheel' on linux needs apt package gcc-mingw-w64-x86-64-win32"),
-    # cargo tools with versions (defect 5)
-    (CI, "cargo-tarpaulin@0.37.5 --no-default-features", "cargo-tarpaulin@0.36.0 --no-default-features", "session",
-     "needs cargo tool cargo-tarpaulin 0.37.5, which no step before the nox step provides: the job installs "
-     "cargo-tarpaulin 0.36.0"),
-    (CI, "          tool: cargo-nextest\n", "          tool: cargo-deny\n", "session",
-     "session 'rust-tests' on linux needs cargo tool cargo-nextest"),
-    # python versions
+    # The set-up step dropped: every need it provided is named, per kind:
+    # rust toolchain host (issue 11 defect 1), msys2 package (defect 2),
+    # rustup component (defect 3), cargo tool with its version (defect 5),
+    # rustup target, apt package.
+    (RELEASE, SETUP_STEP + "windows-gnu-wheel\n", "", "windows-gnu-wheel",
+     "rust toolchain with host x86_64-pc-windows-gnu"),
+    (RELEASE, SETUP_STEP + "windows-gnu-wheel\n", "", "windows-gnu-wheel", "msys2 package mingw-w64-x86_64-pkgconf"),
+    (CI, CI_SETUP, "", "session", "session 'coverage' on linux needs rustup component llvm-tools"),
+    (CI, CI_SETUP, "", "session", "session 'coverage' on linux needs cargo tool cargo-tarpaulin 0.37.5"),
+    (CI, CI_SETUP, "", "session", "session 'lint' on linux needs rustup component clippy"),
+    (CI, CI_SETUP, "", "session", "session 'windows-gnu-wheel' on linux needs rustup target x86_64-pc-windows-gnu"),
+    (CI, CI_SETUP, "", "session", "session 'rust-tests' on linux needs apt package libgmp-dev"),
+    (CI, CI_SETUP, "", "session", "session 'python-tests-3.9' on linux needs rust toolchain with host "
+                                  "x86_64-unknown-linux-gnu"),
+    (CI, GATE_SETUP, "      - name: Download the dist/ files of the session jobs", "gate",
+     "session 'publish-check' on linux needs apt package git"),
+    (RELEASE, SETUP_STEP + "linux-wheel\n", "", "linux-wheel", "session 'linux-wheel' on linux needs apt package gcc"),
+    # The set-up entry for another session, a dry run, a session name that
+    # does not reach it, a condition that does not hold for the session.
+    (RELEASE, "nox -s setup -- windows-gnu-wheel", "nox -s setup -- sdist", "windows-gnu-wheel",
+     "rust toolchain with host x86_64-pc-windows-gnu"),
+    (RELEASE, "nox -s setup -- linux-wheel", "nox -s setup -- --dry-run linux-wheel", "linux-wheel",
+     "apt package libgmp-dev"),
+    (CI, "      NAME: ${{ matrix.nox.name }}\n", "", "session", "session 'sdist' on linux needs apt package libgmp-dev"),
+    (CI, CI_SETUP, CI_SETUP.replace("        run:", "        if: ${{ matrix.nox.name == 'lint' }}\n        run:"),
+     "session", "session 'coverage' on linux needs rustup component llvm-tools"),
+    # python versions (setup-python provides them; the set-up entry only checks)
     (RELEASE, "            3.9\n", "", "publish-check", "session 'publish-check' on linux needs python 3.9"),
     (RELEASE, 'python-version: "3.13"', 'python-version: "3.12"', "linux-wheel", "needs python 3.13"),
     # nox from the lock, not a bare group (defect 10)
@@ -372,12 +480,21 @@ def test_provisions_reject_a_dropped_provision(tmp_path: Path, loader: Callable[
     assert any(p.startswith(f"{name}, job {job}: ") and expected in p for p in problems), problems
 
 
+def test_provisions_name_the_interpreters_of_the_windows_wheel_tests(
+        tmp_path: Path, loader: Callable[[Path], Any], lister: wf.SessionLister,
+        requirements: needs.Requirements) -> None:
+    # Drop 3.9 from every setup-python of ci.yml (session, gate, wheel-tests-windows).
+    workflows, _ = mutated(tmp_path, loader, CI, "            3.9\n", "", count=3)
+    problems = provision_problems(workflows, lister, requirements)
+    assert any(p.startswith(f"{CI}, job wheel-tests-windows: session 'wheel-tests-3.9' on windows needs python 3.9")
+               for p in problems), problems
+
+
 def test_provisions_do_not_count_a_step_they_cannot_evaluate(tmp_path: Path, loader: Callable[[Path], Any],
                                                            lister: wf.SessionLister,
                                                            requirements: needs.Requirements) -> None:
-    workflows, _ = mutated(tmp_path, loader, CI, "if: ${{ matrix.nox.name == 'coverage' }}\n        run: rustup "
-                           "component add llvm-tools", "if: ${{ github.event_name == 'push' }}\n        run: "
-                           "rustup component add llvm-tools")
+    workflows, _ = mutated(tmp_path, loader, CI, CI_SETUP, CI_SETUP.replace(
+        "        run:", "        if: ${{ github.event_name == 'push' }}\n        run:"))
     problems = provision_problems(workflows, lister, requirements)
     assert any("rustup component llvm-tools" in p and "cannot be evaluated here" in p for p in problems), problems
 
@@ -385,12 +502,42 @@ def test_provisions_do_not_count_a_step_they_cannot_evaluate(tmp_path: Path, loa
 def test_provisions_only_count_steps_before_the_nox_step(tmp_path: Path, loader: Callable[[Path], Any],
                                                          lister: wf.SessionLister,
                                                          requirements: needs.Requirements) -> None:
-    install = "      - name: Install nox (from the lock, hashes required)\n" \
-              "        run: python -m pip install --require-hashes -r ci/requirements-nox.txt\n"
+    setup = SETUP_STEP + "sdist\n"
     run = "      - name: nox -s sdist\n        run: nox -s sdist\n"
-    workflows, _ = mutated(tmp_path, loader, RELEASE, install + run, run + install)
+    workflows, _ = mutated(tmp_path, loader, RELEASE, setup + run, run + setup)
     problems = provision_problems(workflows, lister, requirements)
-    assert any(p.startswith(f"{RELEASE}, job sdist: ") and "nox from the lock" in p for p in problems), problems
+    assert any(p.startswith(f"{RELEASE}, job sdist: ") and "apt package libgmp-dev" in p for p in problems), problems
+
+
+def test_the_setup_entry_counts_only_after_nox_is_installed(tmp_path: Path, loader: Callable[[Path], Any],
+                                                            lister: wf.SessionLister,
+                                                            requirements: needs.Requirements) -> None:
+    setup = SETUP_STEP + "sdist\n"
+    workflows, _ = mutated(tmp_path, loader, RELEASE, INSTALL_NOX + setup, setup + INSTALL_NOX)
+    problems = [p for p in provision_problems(workflows, lister, requirements) if p.startswith(f"{RELEASE}, job sdist")]
+    assert any("nox from the lock" in p for p in problems), problems
+    assert any("apt package libgmp-dev" in p for p in problems), problems
+
+
+def test_hand_written_provisions_still_count(requirements: needs.Requirements) -> None:
+    """The steps the set-up entry replaced are still understood (a job may
+    provide a need by hand)."""
+    runner = requirements.runner_for("ubuntu-24.04")
+    assert runner is not None
+    script = "\n".join([
+        "rustup toolchain install stable --profile minimal -c llvm-tools",
+        "rustup default stable",
+        "rustup target add x86_64-pc-windows-gnu",
+        "sudo apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates libgmp-dev",
+        "cargo install --locked cargo-tarpaulin@0.37.5 --no-default-features",
+    ])
+    provided = provisions.provisions_before([{"run": script}], runner, requirements, {})
+    assert provided.rust_host == "x86_64-unknown-linux-gnu"
+    assert provided.components == {"llvm-tools"} and provided.targets == {"x86_64-pc-windows-gnu"}
+    assert {"libgmp-dev", "gcc"} <= provided.apt and provided.tools == {"cargo-tarpaulin": {"0.37.5"}}
+    coverage = requirements.needs("coverage", "linux")
+    gaps = needs.missing(coverage, requirements.nox, provided, runner_host=runner.rust_host, distro=runner.distro)
+    assert [g.kind for g in gaps] == ["nox", "python"]  # what setup-python and the lock provide
 
 
 def test_provisions_need_a_declared_platform(workflows: dict[str, Any], lister: wf.SessionLister,
@@ -431,8 +578,9 @@ def _session_job_provides(workflows: dict[str, Any], requirements: needs.Require
     entry = next(e for e in lister(("-t", "ci")) if e["name"] == name)
     runner = requirements.runner_for("ubuntu-24.04")
     assert runner is not None
-    return provisions.provisions_before(workflows[CI]["jobs"]["session"]["steps"], runner, requirements,
-                                {"matrix.nox": entry})
+    job = workflows[CI]["jobs"]["session"]
+    return provisions.provisions_before(job["steps"], runner, requirements, {"matrix.nox": entry},
+                                        {**workflows[CI].get("env", {}), **job.get("env", {})})
 
 
 def test_issue11_3_coverage_gets_llvm_tools(workflows: dict[str, Any], requirements: needs.Requirements,

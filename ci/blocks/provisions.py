@@ -8,6 +8,13 @@ condition holds for that session's matrix entry
 (:func:`ci.blocks.gh_expressions.evaluate` reads GitHub's expression
 language). Which sessions a job runs comes from the parity check
 (:func:`ci.blocks.workflows.check_parity`).
+
+A ``nox -s setup -- S`` step (the set-up entry, :mod:`ci.sessions.setup`)
+provides what the same table declares for S on the runner (its platform and
+distribution), except interpreters, which it does not install; ``S`` may be
+``"$VAR"`` with ``VAR: ${{ matrix.<key>.name }}`` (or ``.session``) in the
+step's, job's or workflow's ``env``. It counts only after nox is installed
+from the lock (it is a nox session).
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ CARGO_VALUE_OPTIONS = frozenset({"--version", "--vers", "--root", "--git", "--br
 PIP_VALUE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint", "--group", "-i", "--index-url",
                                "--extra-index-url", "--python-version", "--target"})
 MSYS2_RUST = {"mingw-w64-x86_64-rust": "x86_64-pc-windows-gnu"}
+SETUP = "setup"  # the set-up entry's session (ci/sessions/setup.py)
+SETUP_RUN = re.compile(rf"nox -s {SETUP} -- (?P<args>.+)")
+ENV_VAR = re.compile(r'^"?\$\{?(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}?"?$')
+MATRIX_FIELD = re.compile(r"^\$\{\{\s*matrix\.(?P<key>[A-Za-z0-9_-]+)\.(?P<field>[A-Za-z0-9_-]+)\s*\}\}$")
 RUST_ACTIONS = {"dtolnay/rust-toolchain": "targets"}
 
 
@@ -204,17 +215,61 @@ def _action(machine: _Machine, step: Mapping[str, Any]) -> None:
 
 
 def runs_nox(step: Mapping[str, Any]) -> bool:
-    """The step runs a nox session or lists sessions for a plan."""
-    return any(NOX_RUN.fullmatch(c) or PLAN.fullmatch(c) or PLAN_ASSIGN.fullmatch(c)
+    """The step runs a nox session (the set-up entry aside) or lists sessions for a plan."""
+    return any((NOX_RUN.fullmatch(c) and not SETUP_RUN.fullmatch(c)) or PLAN.fullmatch(c) or PLAN_ASSIGN.fullmatch(c)
                for c in commands(str(step.get("run", ""))))
 
 
+def setup_sessions(args: str, env: Mapping[str, Any], context: Mapping[str, Any]) -> list[str] | None:
+    """The sessions ``nox -s setup -- ARGS`` sets up (``"$VAR"`` resolved through
+    ``env`` and the matrix entry in ``context``); None for a dry run or an
+    argument that cannot be resolved."""
+    try:
+        tokens = shlex.split(args)  # "$VAR" stays $VAR: nothing is expanded
+    except ValueError:
+        return None
+    sessions = []
+    for token in tokens:
+        if token.startswith("-"):
+            if token == "--dry-run":
+                return None
+            continue
+        m = ENV_VAR.match(token)
+        if m:
+            f = MATRIX_FIELD.match(str(env.get(m["var"], "")).strip())
+            entry = context.get(f"matrix.{f['key']}") if f else None
+            token = str(entry.get(f["field"], "")) if f and isinstance(entry, Mapping) else ""
+        if not token:
+            return None
+        sessions.append(token)
+    return sessions
+
+
+def _setup(machine: _Machine, sessions: Sequence[str]) -> None:
+    """What ``nox -s setup -- SESSIONS`` installs on the runner: the table's
+    needs of each session there, interpreters aside."""
+    for session in sessions:
+        name = re.sub(r"-\d+\.\d+$", "", session) if session not in machine.req.sessions else session
+        n = machine.req.needs(name, machine.runner.platform)
+        if n is None:
+            continue
+        if n.rust_host:
+            machine.set_default(f"setup:stable-{n.rust_host}", n.rust_host)
+        machine.add(None, n.components, n.targets)
+        machine.provided.apt.update(n.apt_for(machine.runner.distro))
+        machine.provided.msys2.update(n.msys2)
+        for tool, version in n.cargo_tools:
+            machine.provided.add_tool(tool, "" if version == needs_.ANY_VERSION else version)
+
+
 def provisions_before(steps: Sequence[Mapping[str, Any]], runner: Runner, req: Requirements,
-                      context: Mapping[str, Any]) -> Provided:
-    """What the steps before the first nox step provide when their ``if:`` holds under ``context``."""
+                      context: Mapping[str, Any], env: Mapping[str, Any] | None = None) -> Provided:
+    """What the steps before the first nox step provide when their ``if:`` holds
+    under ``context``; ``env`` is the job's (and workflow's) environment."""
     machine = _Machine(runner, req)
     for index, step in enumerate(steps):
-        if runs_nox(step):
+        setup = [m for c in commands(str(step.get("run", ""))) if (m := SETUP_RUN.fullmatch(c))]
+        if runs_nox(step) or (setup and f"lock:{req.nox.requirements}" not in machine.provided.nox):
             break
         holds = evaluate(step.get("if"), context)
         if holds is None:
@@ -225,6 +280,9 @@ def provisions_before(steps: Sequence[Mapping[str, Any]], runner: Runner, req: R
             _action(machine, step)
         for cmd in commands(str(step.get("run", ""))):
             _run_command(machine, cmd)
+        step_env = {**(env or {}), **(step.get("env") or {})}
+        for m in setup:
+            _setup(machine, setup_sessions(m["args"], step_env, context) or [])
     return machine.result()
 
 
@@ -260,8 +318,10 @@ def check_provisions(workflows: Mapping[str, Mapping[str, Any]], parity: Parity,
                 result.problems.append(Problem(name, job_id, f"runs-on {runs_on!r} is no runner "
                                                              f"{needs_.REQUIREMENTS_FILE} [runners] knows"))
                 continue
-            job_ctx = _JobCheck(result, name, job_id, job, runner, req, linux_wheel_mode)
-            runs = [r for r in parity.runs if (r.workflow, r.job) == (name, job_id)]
+            env = {**(wf.get("env") or {}), **(job.get("env") or {})}
+            job_ctx = _JobCheck(result, name, job_id, job, runner, req, linux_wheel_mode, env)
+            # The set-up entry's own run is a provision, checked with the step after it.
+            runs = [r for r in parity.runs if (r.workflow, r.job) == (name, job_id) and r.sessions != (SETUP,)]
             if not runs:
                 job_ctx.check(None, "")
             for run in runs:
@@ -279,11 +339,12 @@ class _JobCheck:
     runner: Runner
     req: Requirements
     linux_wheel_mode: str
+    env: Mapping[str, Any] = field(default_factory=dict)
 
     def check(self, entry: Mapping[str, Any] | None, matrix_key: str) -> None:
         """The needs of one session (None: only nox's, for a plan job) against the job's steps."""
         context = {f"matrix.{matrix_key}": dict(entry)} if entry is not None and matrix_key else {}
-        provided = provisions_before(self.job.get("steps") or [], self.runner, self.req, context)
+        provided = provisions_before(self.job.get("steps") or [], self.runner, self.req, context, self.env)
         platform = self.runner.platform
         session = str(entry["session"]) if entry is not None else ""
         base = str((entry or {}).get("name") or session)
@@ -295,7 +356,8 @@ class _JobCheck:
             return
         python = (entry or {}).get("python")
         for need in needs_.missing(needs, self.req.nox, provided, runner_host=self.runner.rust_host,
-                                   extra_python=[python] if isinstance(python, str) else []):
+                                   extra_python=[python] if isinstance(python, str) else [],
+                                   distro=self.runner.distro):
             what = f"session {session!r} on {platform}" if session else "nox"
             self.problem(f"{what} needs {need}, which no step before the nox step provides: {need.how}")
         if needs is not None and needs.linux_wheel_mode:
