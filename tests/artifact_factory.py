@@ -42,8 +42,11 @@ def compile_shared(source: str, out: Path, libs: tuple[str, ...] = ()) -> bytes:
     """A real ELF shared object built by gcc from ``source``."""
     src = out.with_suffix(".c")
     src.write_text(source)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src), *(f"-l{x}" for x in libs)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src), *(f"-l{x}" for x in libs)],
+        check=True,
+        capture_output=True,
+    )
     return out.read_bytes()
 
 
@@ -80,8 +83,14 @@ def write_wheel(members: Mapping[str, bytes], dest: Path, *, fix_record: bool = 
     return dest
 
 
-def rewrite(src: Path, dest_dir: Path, change: Callable[[dict[str, bytes]], dict[str, bytes]], *,
-            name: str | None = None, fix_record: bool = True) -> Path:
+def rewrite(
+    src: Path,
+    dest_dir: Path,
+    change: Callable[[dict[str, bytes]], dict[str, bytes]],
+    *,
+    name: str | None = None,
+    fix_record: bool = True,
+) -> Path:
     members = change(read_wheel(src))
     dest_dir.mkdir(parents=True, exist_ok=True)
     return write_wheel(members, dest_dir / (name or src.name), fix_record=fix_record)
@@ -106,7 +115,7 @@ def rename_version(members: dict[str, bytes], old: str, new: str) -> dict[str, b
     """The whole wheel re-versioned (dist-info folder and METADATA)."""
     info = dist_info(members)
     new_info = info.replace(f"-{old}.dist-info", f"-{new}.dist-info")
-    moved = {(new_info + m[len(info):] if m.startswith(info + "/") else m): d for m, d in members.items()}
+    moved = {(new_info + m[len(info) :] if m.startswith(info + "/") else m): d for m, d in members.items()}
     return set_metadata(moved, "Version", new)
 
 

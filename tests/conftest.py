@@ -28,7 +28,10 @@ def tracked_files(root: Path) -> list[str]:
     """Files git tracks (plus untracked, not ignored ones) under ``root``."""
     out = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [p for p in out.split("\0") if p and (root / p).is_file()]
 
@@ -97,8 +100,12 @@ def group_venv(group: str, dest: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *constraints, *reqs], check=True)
     if measured:
-        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        site = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         Path(site, "suite-coverage.pth").write_text("import coverage; coverage.process_startup()\n")
     return python.parent
 
@@ -121,13 +128,19 @@ def nox_python() -> str:
     return str(bindir / ("python.exe" if os.name == "nt" else "python"))
 
 
-def run_nox(workdir: Path, *args: str, env: Mapping[str, str] | None = None,
-            timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+def run_nox(
+    workdir: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
     """``nox ARGS`` in ``workdir``, with nox from a venv that has nothing but
     nox (see :func:`nox_python`); output captured."""
     return subprocess.run(
         [nox_python(), "-m", "nox", "--no-color", *args],
-        cwd=workdir, env=nox_env(env), capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=workdir,
+        env=nox_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

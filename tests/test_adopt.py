@@ -43,15 +43,17 @@ def fixture_copy(dest: Path) -> Path:
 def run_adopt(dest: Path, *flags: str, source: Path = REPO) -> str:
     """The session module, run as nox would run it; returns what it printed."""
     out = io.StringIO()
-    ctx = Context(config=load_config(source), console=Console(stream=out), posargs=(str(dest), *flags),
-                  base_env=ENV)
+    ctx = Context(config=load_config(source), console=Console(stream=out), posargs=(str(dest), *flags), base_env=ENV)
     adopt.run(ctx)
     return out.getvalue()
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "target" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "target" not in p.parts
+    }
 
 
 def crate(root: Path, folder: str, manifest: str, pyproject: str | None = None, lib: str = "") -> None:
@@ -75,7 +77,7 @@ MATURIN = '[build-system]\nrequires = ["maturin>=1.9"]\nbuild-backend = "maturin
 
 def workspace(root: Path, members: list[str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "Cargo.toml").write_text(f"[workspace]\nmembers = {json.dumps(members)}\nresolver = \"2\"\n")
+    (root / "Cargo.toml").write_text(f'[workspace]\nmembers = {json.dumps(members)}\nresolver = "2"\n')
     # The fixture's lock pins every crate these workspaces use, so cargo
     # resolves offline from the local registry.
     shutil.copy2(LOCK, root / "Cargo.lock")
@@ -116,12 +118,25 @@ def test_derives_every_setting_of_the_gmp_app_fixture(tmp_path: Path) -> None:
 
 def test_system_gmp_with_mpfr_and_python_crate_by_pyo3(tmp_path: Path) -> None:
     root = workspace(tmp_path / "ws", ["num", "py"])
-    crate(root, "num", package("num", 'gmp-mpfr-sys = { version = "~1.5", default-features = false, '
-                                      'features = ["use-system-libs", "mpfr"] }'))
+    crate(
+        root,
+        "num",
+        package(
+            "num",
+            'gmp-mpfr-sys = { version = "~1.5", default-features = false, features = ["use-system-libs", "mpfr"] }',
+        ),
+    )
     # No maturin backend anywhere: the Python crate is the one depending on pyo3.
-    crate(root, "py", package("py-bindings", 'num = { path = "../num" }\npyo3 = { version = "0.30", '
-                                             'features = ["abi3-py311"] }', lib="_fast"),
-          pyproject='[project]\nname = "fastnum"\n')
+    crate(
+        root,
+        "py",
+        package(
+            "py-bindings",
+            'num = { path = "../num" }\npyo3 = { version = "0.30", features = ["abi3-py311"] }',
+            lib="_fast",
+        ),
+        pyproject='[project]\nname = "fastnum"\n',
+    )
     got = settings(root)
     assert got["python-crate"] == "py" and got["module"] == "_fast" and got["distribution"] == "fastnum"
     assert got["python-versions"] == ["3.11", "3.12", "3.13"]  # abi3-py311, no requires-python
@@ -133,15 +148,25 @@ def test_system_gmp_with_mpfr_and_python_crate_by_pyo3(tmp_path: Path) -> None:
     derived = adoption.derive(adoption.read_workspace(root, ENV), ENV)
     table = tomllib.loads(adoption.suite_table(derived, "test"))["tool"]["maturin-suite"]
     assert schema_problem(table) is None
-    assert table["native"][1] == {"name": "MPFR", "header": "mpfr.h", "link": "mpfr", "debian": "libmpfr-dev",
-                                  "yum": "mpfr-devel", "msys2": "mingw-w64-x86_64-mpfr"}
+    assert table["native"][1] == {
+        "name": "MPFR",
+        "header": "mpfr.h",
+        "link": "mpfr",
+        "debian": "libmpfr-dev",
+        "yum": "mpfr-devel",
+        "msys2": "mingw-w64-x86_64-mpfr",
+    }
 
 
 def test_no_gmp_and_a_crate_named_differently(tmp_path: Path) -> None:
     root = workspace(tmp_path / "ws", ["crates/*"])
     crate(root, "crates/plain", package("plain", ""))
-    crate(root, "crates/binding", package("binding", 'pyo3 = "0.30"'),
-          pyproject=MATURIN + '[project]\nname = "Binding-Dist"\nrequires-python = ">=3.10,<3.13"\n')
+    crate(
+        root,
+        "crates/binding",
+        package("binding", 'pyo3 = "0.30"'),
+        pyproject=MATURIN + '[project]\nname = "Binding-Dist"\nrequires-python = ">=3.10,<3.13"\n',
+    )
     got = settings(root)
     assert got["python-crate"] == "crates/binding"
     assert got["module"] == "binding" and got["distribution"] == "Binding-Dist"
@@ -153,8 +178,15 @@ def test_no_gmp_and_a_crate_named_differently(tmp_path: Path) -> None:
 def test_unresolvable_lock_falls_back_to_declared_dependencies(tmp_path: Path) -> None:
     root = workspace(tmp_path / "ws", ["core", "py"])
     # A dependency the local registry does not have: cargo cannot resolve offline.
-    crate(root, "core", package("core", 'rug = { version = "1.19", default-features = false, '
-                                        'features = ["integer", "float"] }\nno-such-crate-for-adopt = "9"'))
+    crate(
+        root,
+        "core",
+        package(
+            "core",
+            'rug = { version = "1.19", default-features = false, '
+            'features = ["integer", "float"] }\nno-such-crate-for-adopt = "9"',
+        ),
+    )
     crate(root, "py", package("py", 'core = { path = "../core" }\npyo3 = "0.30"'), pyproject=MATURIN)
     derived = adoption.derive(adoption.read_workspace(root, ENV), ENV)
     got = {s.key: s.value for s in derived.settings}
@@ -163,23 +195,30 @@ def test_unresolvable_lock_falls_back_to_declared_dependencies(tmp_path: Path) -
     assert any("declared dependencies (cargo could not resolve offline" in n for n in derived.notes)
 
 
-@pytest.mark.parametrize(("requires", "abi3", "expected"), [
-    (">=3.9", None, ["3.9", "3.10", "3.11", "3.12", "3.13"]),
-    (">=3.12", 9, ["3.12", "3.13"]),
-    ("~=3.10", None, ["3.10", "3.11", "3.12", "3.13"]),
-    (">=3.8,!=3.11.*", None, ["3.8", "3.9", "3.10", "3.12", "3.13"]),
-    (None, 10, ["3.10", "3.11", "3.12", "3.13"]),
-    (None, None, ["3.9", "3.10", "3.11", "3.12", "3.13"]),
-])
-def test_python_versions_run_from_the_lower_bound_to_3_13(requires: str | None, abi3: int | None,
-                                                          expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("requires", "abi3", "expected"),
+    [
+        (">=3.9", None, ["3.9", "3.10", "3.11", "3.12", "3.13"]),
+        (">=3.12", 9, ["3.12", "3.13"]),
+        ("~=3.10", None, ["3.10", "3.11", "3.12", "3.13"]),
+        (">=3.8,!=3.11.*", None, ["3.8", "3.9", "3.10", "3.12", "3.13"]),
+        (None, 10, ["3.10", "3.11", "3.12", "3.13"]),
+        (None, None, ["3.9", "3.10", "3.11", "3.12", "3.13"]),
+    ],
+)
+def test_python_versions_run_from_the_lower_bound_to_3_13(
+    requires: str | None, abi3: int | None, expected: list[str]
+) -> None:
     assert adoption.python_versions(requires, abi3)[0] == expected
 
 
-@pytest.mark.parametrize(("requires", "message"), [
-    (">=3.14", "admits none of CPython 3.6-3.13"),
-    ("three", "is not a valid version specifier"),
-])
+@pytest.mark.parametrize(
+    ("requires", "message"),
+    [
+        (">=3.14", "admits none of CPython 3.6-3.13"),
+        ("three", "is not a valid version specifier"),
+    ],
+)
 def test_bad_requires_python_is_one_line(requires: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         adoption.python_versions(requires, None)
@@ -203,10 +242,21 @@ def test_a_member_is_not_the_workspace_root(tmp_path: Path) -> None:
         adoption.read_workspace(tmp_path, ENV)
 
 
-@pytest.mark.parametrize("value", [
-    "plain", 'quote " and \\ backslash', "new\nline\ttab", "del \x7f and é ∑", 3, 2.5, True,
-    ["a", {"include-group": "b"}], [f"item-{i}" for i in range(9)], {"a b": ["c"]},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        'quote " and \\ backslash',
+        "new\nline\ttab",
+        "del \x7f and é ∑",
+        3,
+        2.5,
+        True,
+        ["a", {"include-group": "b"}],
+        [f"item-{i}" for i in range(9)],
+        {"a b": ["c"]},
+    ],
+)
 def test_toml_values_read_back_the_same(value: object) -> None:
     assert tomllib.loads(f"x = {adoption.toml_value(value)}")["x"] == value
 
@@ -223,8 +273,15 @@ def test_noxfile_is_copied_without_the_suites_own_sessions() -> None:
     groups = adoption.session_groups(text)
     assert "suite-tests" not in groups and {"build", "wheel", "check", "lint"} <= set(groups)
     files = adoption.suite_files(REPO)
-    assert {"noxfile.py", "ci/core/maturin-suite.schema.json", "ci/constraints.txt", "ci/requirements-nox.txt",
-            "ci/requirements.toml", ".github/workflows/ci.yml", ".github/workflows/release.yml"} <= set(files)
+    assert {
+        "noxfile.py",
+        "ci/core/maturin-suite.schema.json",
+        "ci/constraints.txt",
+        "ci/requirements-nox.txt",
+        "ci/requirements.toml",
+        ".github/workflows/ci.yml",
+        ".github/workflows/release.yml",
+    } <= set(files)
     assert not [p for p in files if "__pycache__" in p or p.endswith(".pyc") or p.startswith("tests/")]
 
 
@@ -246,8 +303,10 @@ def test_groups_include_what_they_include() -> None:
 
 def test_existing_pyproject_gets_only_missing_tables(tmp_path: Path) -> None:
     ws = fixture_copy(tmp_path / "ws")
-    original = ('[project]\nname = "ws-tools"\n\n[dependency-groups]  # ours\ndocs = ["sphinx"]\nlint = ["flake8"]\n\n'
-                '[tool.uv]\npackage = false\n')
+    original = (
+        '[project]\nname = "ws-tools"\n\n[dependency-groups]  # ours\ndocs = ["sphinx"]\nlint = ["flake8"]\n\n'
+        "[tool.uv]\npackage = false\n"
+    )
     (ws / "pyproject.toml").write_text(original)
     run_adopt(ws)
     text = (ws / "pyproject.toml").read_text()
@@ -266,8 +325,12 @@ def test_existing_pyproject_gets_only_missing_tables(tmp_path: Path) -> None:
 
 def test_python_crate_at_the_workspace_root_shares_the_pyproject(tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    crate(root, ".", package("rootpy", 'pyo3 = "0.30"').replace("[dependencies]", "[workspace]\n\n[dependencies]"),
-          pyproject=MATURIN + '[project]\nname = "rootpy"\n\n[dependency-groups]\ntest = ["pytest"]\n')
+    crate(
+        root,
+        ".",
+        package("rootpy", 'pyo3 = "0.30"').replace("[dependencies]", "[workspace]\n\n[dependencies]"),
+        pyproject=MATURIN + '[project]\nname = "rootpy"\n\n[dependency-groups]\ntest = ["pytest"]\n',
+    )
     shutil.copy2(LOCK, root / "Cargo.lock")
     out = run_adopt(root)
     assert 'python-crate = "."' in out and 'test-group = "test"' in out
@@ -288,8 +351,9 @@ def test_inline_dependency_groups_cannot_be_extended(tmp_path: Path) -> None:
 
 def test_an_existing_suite_table_is_kept_and_validated(tmp_path: Path) -> None:
     ws = fixture_copy(tmp_path / "ws")
-    (ws / "pyproject.toml").write_text('[tool.maturin-suite]\npython-crate = "crates/gmpapp-python"\n'
-                                       'gmp = "sometimes"\n')
+    (ws / "pyproject.toml").write_text(
+        '[tool.maturin-suite]\npython-crate = "crates/gmpapp-python"\ngmp = "sometimes"\n'
+    )
     with pytest.raises(ConfigError, match="tool.maturin-suite.gmp must be one of system, static, none"):
         run_adopt(ws)
     assert not (ws / "noxfile.py").exists()
@@ -297,7 +361,8 @@ def test_an_existing_suite_table_is_kept_and_validated(tmp_path: Path) -> None:
     out = run_adopt(ws)
     assert "exists in" in out and "kept as it is" in out
     assert tomllib.loads((ws / "pyproject.toml").read_text())["tool"]["maturin-suite"] == {
-        "python-crate": "crates/gmpapp-python"}
+        "python-crate": "crates/gmpapp-python"
+    }
 
 
 # ------------------------------------------------------------ refusal, --force, upgrade
@@ -372,13 +437,16 @@ def test_upgrade_updates_what_adopt_wrote_and_removes_what_the_suite_dropped(tmp
     assert len(json.loads((ws / adoption.MANIFEST).read_text())["files"]["ci/core/errors.py"]) == 2
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ((), "adopt: no PATH given"),
-    (("a", "b"), "adopt: 2 paths given"),
-    (("--frobnicate", "x"), "adopt: unknown option --frobnicate"),
-    ((str(REPO / "README.md"),), "is not a folder"),
-    ((str(REPO),), "is the suite's own checkout"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "adopt: no PATH given"),
+        (("a", "b"), "adopt: 2 paths given"),
+        (("--frobnicate", "x"), "adopt: unknown option --frobnicate"),
+        ((str(REPO / "README.md"),), "is not a folder"),
+        ((str(REPO),), "is the suite's own checkout"),
+    ],
+)
 def test_bad_arguments_are_one_line(args: tuple[str, ...], message: str) -> None:
     with pytest.raises(ConfigError) as e:
         adopt.parse_args(args, REPO)
@@ -398,8 +466,9 @@ def test_adopt_through_nox_refuses_bad_input_in_one_line(tmp_path: Path) -> None
 
 def gmp_compilations(target_dir: Path) -> list[Path]:
     """gmp-mpfr-sys build-script runs that compiled GMP (its output shows configure)."""
-    return [p for p in target_dir.glob("**/build/gmp-mpfr-sys-*/output")
-            if "configure" in p.read_text(errors="replace")]
+    return [
+        p for p in target_dir.glob("**/build/gmp-mpfr-sys-*/output") if "configure" in p.read_text(errors="replace")
+    ]
 
 
 def cache_state(cache: Path) -> dict[str, int]:
@@ -416,9 +485,12 @@ def cache_env(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
     caches stay where they are (downloads, zig's libc stubs)."""
     real = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     xdg = tmp_path / "xdg"
-    env = {"XDG_CACHE_HOME": str(xdg), "GMP_MPFR_SYS_CACHE": "",
-           "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(real / "uv"),
-           "ZIG_GLOBAL_CACHE_DIR": os.environ.get("ZIG_GLOBAL_CACHE_DIR") or str(real / "zig")}
+    env = {
+        "XDG_CACHE_HOME": str(xdg),
+        "GMP_MPFR_SYS_CACHE": "",
+        "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(real / "uv"),
+        "ZIG_GLOBAL_CACHE_DIR": os.environ.get("ZIG_GLOBAL_CACHE_DIR") or str(real / "zig"),
+    }
     return env, xdg / "maturin-suite" / "gmp-mpfr-sys", xdg / "gmp-mpfr-sys"
 
 

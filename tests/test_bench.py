@@ -32,8 +32,10 @@ def test_medians_ratio_and_target(bench) -> None:
 
 
 def test_markdown_table_has_one_row_per_case(bench) -> None:
-    rows = [bench.Case("a", "warm", session=[2.0], raw=[1.0], session_cmd="nox -s a", raw_cmd="raw a").summary(),
-            bench.Case("b", "cold", session=[30.0], session_cmd="nox -s b").summary()]
+    rows = [
+        bench.Case("a", "warm", session=[2.0], raw=[1.0], session_cmd="nox -s a", raw_cmd="raw a").summary(),
+        bench.Case("b", "cold", session=[30.0], session_cmd="nox -s b").summary(),
+    ]
     meta = {"cores": "2", "platform": "p", "commit": "c", "rustc": "r"}
     text = bench.markdown(meta, rows, 60.0, 3)
     assert "| a | warm | 2.00 | 1.00 | 2.00 | 1.00 | yes |" in text

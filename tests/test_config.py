@@ -61,21 +61,29 @@ def test_schema_and_dataclasses_name_the_same_keys() -> None:
     on every key of every table (a key added to one only fails here)."""
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     assert set(schema["properties"]) == _kebab_fields(SuiteConfig)
-    hints = {f.name.replace("_", "-"): f.default_factory for f in dataclasses.fields(SuiteConfig)
-             if f.default_factory is not dataclasses.MISSING}
+    hints = {
+        f.name.replace("_", "-"): f.default_factory
+        for f in dataclasses.fields(SuiteConfig)
+        if f.default_factory is not dataclasses.MISSING
+    }
     for table, factory in hints.items():
         sub = schema["properties"][table]
         if sub.get("type") == "object":
             assert set(sub["properties"]) == _kebab_fields(type(factory())), table
     native = schema["properties"]["native"]["items"]["properties"]
     from ci.core.config import NativeLibrary
+
     assert set(native) == _kebab_fields(NativeLibrary)
 
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("pyhton-versions", ["3.12"], "unknown key tool.maturin-suite.pyhton-versions (did you mean tool.maturin-suite.python-versions?)"),
+        (
+            "pyhton-versions",
+            ["3.12"],
+            "unknown key tool.maturin-suite.pyhton-versions (did you mean tool.maturin-suite.python-versions?)",
+        ),
         ("python-versions", "3.12", "tool.maturin-suite.python-versions must be a list; got '3.12'"),
         ("python-versions", ["3"], "tool.maturin-suite.python-versions[0] must match the pattern"),
         ("python-versions", [3.12], "tool.maturin-suite.python-versions[0] must be a string"),
@@ -97,7 +105,11 @@ def test_schema_and_dataclasses_name_the_same_keys() -> None:
         ("python-versions", ["3.12", "3.12"], "tool.maturin-suite.python-versions must not repeat a value"),
         ("windows-wheel.test_crates", ["x"], "(did you mean tool.maturin-suite.windows-wheel.test-crates?)"),
         ("native", [{"name": "GMP", "header": "gmp.h"}], "missing key tool.maturin-suite.native[0].link"),
-        ("native", [{"name": "GMP", "header": "gmp.h", "link": "gmp", "apt": "x"}], "unknown key tool.maturin-suite.native[0].apt"),
+        (
+            "native",
+            [{"name": "GMP", "header": "gmp.h", "link": "gmp", "apt": "x"}],
+            "unknown key tool.maturin-suite.native[0].apt",
+        ),
         ("workspace", "crates", "tool.maturin-suite.workspace: no Cargo.toml"),
     ],
 )

@@ -109,13 +109,19 @@ def test_a_command_that_outlives_its_timeout_is_ended_with_its_children(tmp_path
     console = Console(stream=io.StringIO())
     start = time.monotonic()
     with pytest.raises(StepFailed) as info:
-        console.run(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], cwd=tmp_path,
-                    timeout=(0.5, "tool.maturin-suite.timeouts.tests"))
+        console.run(
+            ["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"],
+            cwd=tmp_path,
+            timeout=(0.5, "tool.maturin-suite.timeouts.tests"),
+        )
     assert time.monotonic() - start < 20
-    assert "timed out after 0s (tool.maturin-suite.timeouts.tests)" in info.value.message or \
-        "timed out after 1s (tool.maturin-suite.timeouts.tests)" in info.value.message
+    assert (
+        "timed out after 0s (tool.maturin-suite.timeouts.tests)" in info.value.message
+        or "timed out after 1s (tool.maturin-suite.timeouts.tests)" in info.value.message
+    )
     grandchild = int(pidfile.read_text())
     time.sleep(0.2)
-    alive = subprocess.run(["ps", "-o", "stat=", "-p", str(grandchild)], capture_output=True, text=True,
-                           check=False).stdout
+    alive = subprocess.run(
+        ["ps", "-o", "stat=", "-p", str(grandchild)], capture_output=True, text=True, check=False
+    ).stdout
     assert alive.strip() in ("", "Z"), alive

@@ -163,9 +163,12 @@ def test_tarpaulin_profiles_name_their_test_binaries(tmp_path: Path) -> None:
     deps.mkdir(parents=True)
     for name in ("oeis-9fb5237cd43247dd", "qsym_core-8846fee110c409d6"):
         (deps / name).write_bytes(b"\x7fELF")
-    for name in ("oeis-9fb5237cd43247dd_16685296920718410519_0-4203.profraw",
-                 "qsym_core-8846fee110c409d6_11017546605731474722_0-4311.profraw",
-                 "gone-0123456789abcdef_1_0-9.profraw", "odd.profraw"):
+    for name in (
+        "oeis-9fb5237cd43247dd_16685296920718410519_0-4203.profraw",
+        "qsym_core-8846fee110c409d6_11017546605731474722_0-4311.profraw",
+        "gone-0123456789abcdef_1_0-9.profraw",
+        "odd.profraw",
+    ):
         (raws / name).write_bytes(b"")
     found, binaries, lost = tarpaulin_block.tarpaulin_profiles(target)
     assert len(found) == 4
@@ -209,9 +212,22 @@ def test_pytest_counts_from_a_real_junit_report(tmp_path: Path) -> None:
         "def test_c(broken): pass\n"
     )
     junit = tmp_path / "junit.xml"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           f"--rootdir={tmp_path}", f"--junitxml={junit}"],
-                          cwd=tmp_path, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={tmp_path}",
+            f"--junitxml={junit}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     run = cov.junit_run("Python tests", "pytest", junit, proc.returncode)
     assert (run.tests, run.failed, run.failed_names) == (3, 2, ("test_x.test_b", "test_x.test_c"))
     assert run.problem() == "Python tests (pytest): 2 of 3 failed: test_x.test_b, test_x.test_c"
@@ -247,22 +263,28 @@ def test_per_tool_arguments_reach_their_command_lines(tmp_path: Path) -> None:
     cmd = cov.pytest_command(ctx, Path("python"), t, t / "rc", t / "junit.xml")
     assert cmd[-3:] == [*EXTRA["pytest-args"], "-x"]  # nox's posargs after the configured ones
     cmd = llvm.llvm_export_command(ctx, "llvm-cov", t / "p.profdata", [t / "a", t / "b"], "^/rustc/")
-    assert cmd[-1] == EXTRA["llvm-cov-args"][0] and cmd[cmd.index(str(t / "a")) + 1:-1] == ["-object", str(t / "b")]
+    assert cmd[-1] == EXTRA["llvm-cov-args"][0] and cmd[cmd.index(str(t / "a")) + 1 : -1] == ["-object", str(t / "b")]
     plain = context_with({})
     assert cov.tarpaulin_command(plain, Path("c"), t, t, no_run=False)[-1] == str(t)
     assert cov.pytest_command(plain, Path("python"), t, t / "rc", t / "j.xml")[-1] == f"--junitxml={t / 'j.xml'}"
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("--no-fail-fast", "tool.maturin-suite.coverage.tarpaulin-args must be a list; got '--no-fail-fast'"),
-    ([""], r"tool.maturin-suite.coverage.tarpaulin-args\[0\] must not be empty"),
-    ([3], r"tool.maturin-suite.coverage.tarpaulin-args\[0\] must be a string; got 3"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("--no-fail-fast", "tool.maturin-suite.coverage.tarpaulin-args must be a list; got '--no-fail-fast'"),
+        ([""], r"tool.maturin-suite.coverage.tarpaulin-args\[0\] must not be empty"),
+        ([3], r"tool.maturin-suite.coverage.tarpaulin-args\[0\] must be a string; got 3"),
+    ],
+)
 def test_per_tool_arguments_are_validated(value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         context_with({"tarpaulin-args": value})
-    with pytest.raises(ConfigError, match=r"unknown key tool.maturin-suite.coverage.pytest-arg "
-                                          r"\(did you mean tool.maturin-suite.coverage.pytest-args\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key tool.maturin-suite.coverage.pytest-arg "
+        r"\(did you mean tool.maturin-suite.coverage.pytest-args\?\)",
+    ):
         context_with({"pytest-arg": ["-x"]})
 
 
@@ -283,8 +305,9 @@ def test_floor_message_says_by_how_much() -> None:
     t = lcov_block.Totals(207, 226)  # 91.59...%
     assert cov.floor_shortfall("Rust", t, 91.5, "k") is None
     msg = cov.floor_shortfall("Rust", t, 95.0, "tool.maturin-suite.coverage.rust-floor")
-    assert msg == ("Rust line coverage 91.59% is 3.41 points below the floor 95.00% "
-                   "(tool.maturin-suite.coverage.rust-floor)")
+    assert msg == (
+        "Rust line coverage 91.59% is 3.41 points below the floor 95.00% (tool.maturin-suite.coverage.rust-floor)"
+    )
     with pytest.raises(CheckFailed) as e:
         cov.check_floors([("Rust", t, 95.0, "r"), ("Python", lcov_block.Totals(9, 9), 95.0, "p")])
     assert "Rust line coverage" in str(e.value) and "Python" not in e.value.message
@@ -338,7 +361,14 @@ def test_tarpaulin_path_must_match_pin_else_cache(tmp_path: Path) -> None:
     fake_tool(bin_dir, "cargo-tarpaulin", "tarpaulin 0.37.5")
     assert tarpaulin_block.find_tarpaulin(env, "0.37.5") == (bin_dir / "cargo-tarpaulin", "PATH")
     assert tarpaulin_block.install_command("cargo", "0.37.5", Path("/r")) == [
-        "cargo", "install", "--locked", "cargo-tarpaulin@0.37.5", "--no-default-features", "--root", "/r"]
+        "cargo",
+        "install",
+        "--locked",
+        "cargo-tarpaulin@0.37.5",
+        "--no-default-features",
+        "--root",
+        "/r",
+    ]
 
 
 @pytest.mark.skipif(os.name == "nt", reason="shell-script stand-ins")
@@ -369,8 +399,12 @@ def llvm_line_counts(cov_tool: str, profdata: Path, obj: Path, under: Path) -> d
     """Per source file under ``under`` (relative posix path): (lines, lines
     hit) as ``llvm-cov export -format=lcov`` reports them on its own: each
     ``DA`` line once (no filter, no path handling of the session's)."""
-    text = subprocess.run([cov_tool, "export", "-format=lcov", f"-instr-profile={profdata}", str(obj)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [cov_tool, "export", "-format=lcov", f"-instr-profile={profdata}", str(obj)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     counts: dict[str, tuple[int, int]] = {}
     for record in text.split("end_of_record"):
         sf = re.search(r"^SF:(.+)$", record, re.MULTILINE)
@@ -385,8 +419,12 @@ def llvm_line_counts(cov_tool: str, profdata: Path, obj: Path, under: Path) -> d
 
 def llvm_report_lines(cov_tool: str, profdata: Path, obj: Path, source: Path) -> int:
     """The ``Lines`` column of ``llvm-cov report`` for one source file."""
-    text = subprocess.run([cov_tool, "report", f"-instr-profile={profdata}", str(obj), str(source)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [cov_tool, "report", f"-instr-profile={profdata}", str(obj), str(source)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     row = next(line for line in text.splitlines() if line.endswith(tuple("%-")) and source.name in line)
     # Filename, regions, missed, cover, functions, missed, executed, lines, ...
     return int(row.split()[7])
@@ -410,8 +448,9 @@ def test_pyo3_profile_merges_to_llvm_covs_own_counts(tmp_path: Path) -> None:
     env = dict(os.environ)
     major, profdata_tool, cov_tool = llvm_tools_or_skip(env)
     ws = copy_repo(tmp_path / "ws")
-    ctx = Context(config=load_config(ws), console=Console(), tool_bin=group_venv("coverage", tmp_path / "venv"),
-                  base_env=env)
+    ctx = Context(
+        config=load_config(ws), console=Console(), tool_bin=group_venv("coverage", tmp_path / "venv"), base_env=env
+    )
     work, target = tmp_path / "work", tmp_path / "work" / "cargo"
     python = cov.install_instrumented_extension(ctx, work, target, tarpaulin_block.INSTRUMENT_FLAGS)
     pytest_run = cov.run_pytest(ctx, python, work)
@@ -425,7 +464,11 @@ def test_pyo3_profile_merges_to_llvm_covs_own_counts(tmp_path: Path) -> None:
     obj = cov.extension_object(ctx, python, work)
     crate = ws / PYO3_CRATE
     expected = llvm_line_counts(cov_tool, work / "extension.profdata", obj, crate)
-    got = {p[len(PYO3_CRATE):]: (t.lines, t.covered) for p, t in lcov_block.file_totals(merged) if p.startswith(PYO3_CRATE)}
+    got = {
+        p[len(PYO3_CRATE) :]: (t.lines, t.covered)
+        for p, t in lcov_block.file_totals(merged)
+        if p.startswith(PYO3_CRATE)
+    }
     assert got == expected and "src/lib.rs" in got
     lines, hit = got["src/lib.rs"]
     assert lines > 50 and hit > lines // 2, got
@@ -445,9 +488,11 @@ def tarpaulin_or_skip() -> None:
     version = load_config(REPO).coverage.tarpaulin_version
     env = dict(os.environ)
     if tarpaulin_block.find_tarpaulin(env, version) is None:
-        pytest.skip(f"cargo-tarpaulin {version} is neither on PATH nor in {tarpaulin_block.tarpaulin_root(env, version)}; "
-                    f"'nox -s coverage' installs it (minutes), or: cargo install --locked "
-                    f"cargo-tarpaulin@{version} --no-default-features")
+        pytest.skip(
+            f"cargo-tarpaulin {version} is neither on PATH nor in {tarpaulin_block.tarpaulin_root(env, version)}; "
+            f"'nox -s coverage' installs it (minutes), or: cargo install --locked "
+            f"cargo-tarpaulin@{version} --no-default-features"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -463,9 +508,18 @@ def covered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_session_writes_every_report(covered: tuple[Path, str]) -> None:
     ws, text = covered
     out = ws / "coverage"
-    for rel in ("rust/lcov.info", "rust/cobertura.xml", "rust/html/index.html", "rust/parts/tarpaulin.lcov",
-                "rust/parts/rust-tests-llvm.lcov", "rust/parts/extension-pytest.lcov",
-                "python/lcov.info", "python/coverage.xml", "python/html/index.html", "summary.md"):
+    for rel in (
+        "rust/lcov.info",
+        "rust/cobertura.xml",
+        "rust/html/index.html",
+        "rust/parts/tarpaulin.lcov",
+        "rust/parts/rust-tests-llvm.lcov",
+        "rust/parts/extension-pytest.lcov",
+        "python/lcov.info",
+        "python/coverage.xml",
+        "python/html/index.html",
+        "summary.md",
+    ):
         assert (out / rel).is_file() and (out / rel).stat().st_size > 0, rel
     assert not list(out.glob(".staging-*")) and not list(out.glob(".old-*"))
     assert "== coverage ==" in text and "cargo-tarpaulin    0.37.5" in text
@@ -508,7 +562,11 @@ def test_session_pyo3_counts_equal_llvm_covs_on_its_profile(covered: tuple[Path,
     (obj,) = ws.glob(".nox/coverage/lib/python3*/site-packages/q_kangaroo/_core*.so")
     expected = llvm_line_counts(cov_tool, ws / "target/suite/coverage/extension.profdata", obj, ws / PYO3_CRATE)
     merged = lcov_block.parse_lcov((ws / "coverage/rust/lcov.info").read_text(), ws)
-    got = {p[len(PYO3_CRATE):]: (t.lines, t.covered) for p, t in lcov_block.file_totals(merged) if p.startswith(PYO3_CRATE)}
+    got = {
+        p[len(PYO3_CRATE) :]: (t.lines, t.covered)
+        for p, t in lcov_block.file_totals(merged)
+        if p.startswith(PYO3_CRATE)
+    }
     assert got == expected and got["src/lib.rs"][0] > 50
 
 
@@ -555,15 +613,20 @@ def break_tests_and_add_arguments(ws: Path) -> None:
     oeis = ws / "crates/qsym-core/tests/oeis.rs"
     oeis.write_text(oeis.read_text().replace("partition_count(100), 190_569_292", "partition_count(100), 190_569_293"))
     pytests = ws / "crates/qsym-python/tests/test_series.py"
-    pytests.write_text(pytests.read_text().replace("partition_count(100) == 190569292",
-                                                   "partition_count(100) == 190569293"))
+    pytests.write_text(
+        pytests.read_text().replace("partition_count(100) == 190569292", "partition_count(100) == 190569293")
+    )
     pyproject = ws / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(
-        'tarpaulin-version = "0.37.5"\n',
-        'tarpaulin-version = "0.37.5"\n'
-        'tarpaulin-args = ["--exclude-files", "crates/qsym-core/src/lib.rs"]\n'
-        'pytest-args = ["-k", "not gmp_version"]\n'
-        "llvm-cov-args = ['-ignore-filename-regex=partitions\\.rs$']\n", 1))
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'tarpaulin-version = "0.37.5"\n',
+            'tarpaulin-version = "0.37.5"\n'
+            'tarpaulin-args = ["--exclude-files", "crates/qsym-core/src/lib.rs"]\n'
+            'pytest-args = ["-k", "not gmp_version"]\n'
+            "llvm-cov-args = ['-ignore-filename-regex=partitions\\.rs$']\n",
+            1,
+        )
+    )
     assert "190_569_293" in oeis.read_text() and "190569293" in pytests.read_text()
     assert "llvm-cov-args" in pyproject.read_text()
 
@@ -578,12 +641,20 @@ def test_failing_tests_still_write_every_report_then_fail_in_one_line(tmp_path: 
     assert re.fullmatch(
         r"error: tests failed under coverage \(every report was written to .*/coverage\): "
         r"Rust tests \(cargo tarpaulin\): 1 of \d+ failed: a000041_large_values; "
-        r"Python tests \(pytest\): 1 of \d+ failed: tests\.test_series\.test_a000041_partitions", line), line
+        r"Python tests \(pytest\): 1 of \d+ failed: tests\.test_series\.test_a000041_partitions",
+        line,
+    ), line
     # Both runs went to the end: every other test ran and passed.
     assert re.search(r"test result: FAILED\. \d+ passed; 1 failed", out) and "test result: ok." in out
     report = ws / "coverage"
-    for rel in ("rust/lcov.info", "rust/cobertura.xml", "rust/html/index.html", "python/coverage.xml",
-                "python/html/index.html", "summary.md"):
+    for rel in (
+        "rust/lcov.info",
+        "rust/cobertura.xml",
+        "rust/html/index.html",
+        "python/coverage.xml",
+        "python/html/index.html",
+        "summary.md",
+    ):
         assert (report / rel).is_file() and (report / rel).stat().st_size > 0, rel
     assert "| Rust tests (cargo tarpaulin) |" in (report / "summary.md").read_text()
 
@@ -595,30 +666,41 @@ def test_failing_tests_still_write_every_report_then_fail_in_one_line(tmp_path: 
     exports = [c for c in commands if " export -format=lcov " in c]
     assert len(exports) == 2 and all(c.endswith(" '-ignore-filename-regex=partitions\\.rs$'") for c in exports)
     # ...and did what they say.
-    parts = {name: lcov_block.parse_lcov((report / "rust/parts" / name).read_text(), ws)
-             for name in ("tarpaulin.lcov", "rust-tests-llvm.lcov", "extension-pytest.lcov")}
+    parts = {
+        name: lcov_block.parse_lcov((report / "rust/parts" / name).read_text(), ws)
+        for name in ("tarpaulin.lcov", "rust-tests-llvm.lcov", "extension-pytest.lcov")
+    }
     assert "crates/qsym-core/src/lib.rs" not in parts["tarpaulin.lcov"]
     assert not any(p.endswith("partitions.rs") for p in parts["extension-pytest.lcov"])
     junit = ET.parse(ws / "target/suite/coverage/python/junit.xml").getroot()
     assert not [c for c in junit.iter("testcase") if "gmp_version" in (c.get("name") or "")]
     # tarpaulin dropped the failed test binary's coverage; its own profile,
     # read by llvm-cov, brings those hits back.
-    lost = [(p, n) for p, lines in parts["tarpaulin.lcov"].items() for n, h in lines.items()
-            if h == 0 and parts["rust-tests-llvm.lcov"].get(p, {}).get(n, 0) > 0]
+    lost = [
+        (p, n)
+        for p, lines in parts["tarpaulin.lcov"].items()
+        for n, h in lines.items()
+        if h == 0 and parts["rust-tests-llvm.lcov"].get(p, {}).get(n, 0) > 0
+    ]
     assert lost
     merged = lcov_block.parse_lcov((report / "rust/lcov.info").read_text(), ws)
     assert all(merged[p][n] > 0 for p, n in lost)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("MATURIN_SUITE_TEST_INSTALL"),
-                    reason="compiles cargo-tarpaulin (minutes); set MATURIN_SUITE_TEST_INSTALL=1")
+@pytest.mark.skipif(
+    not os.environ.get("MATURIN_SUITE_TEST_INSTALL"),
+    reason="compiles cargo-tarpaulin (minutes); set MATURIN_SUITE_TEST_INSTALL=1",
+)
 def test_tarpaulin_installs_into_an_empty_cache(tmp_path: Path) -> None:
     from ci.blocks.toolchain import require_cargo
 
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    path = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
-                           if not (Path(p) / "cargo-tarpaulin").exists() or p.endswith(".cargo/bin"))
+    path = os.pathsep.join(
+        p
+        for p in env["PATH"].split(os.pathsep)
+        if not (Path(p) / "cargo-tarpaulin").exists() or p.endswith(".cargo/bin")
+    )
     env["PATH"] = path
     if shutil.which("cargo-tarpaulin", path=path):
         pytest.skip("a cargo-tarpaulin in ~/.cargo/bin would be found first")

@@ -153,7 +153,7 @@ def test_junit_has_one_testcase_per_doctest(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 # the session on a workspace of its own
 
-LIB_RS = '''\
+LIB_RS = """\
 //! A library with doctests.
 
 /// Doubles.
@@ -186,16 +186,16 @@ mod tests {
         assert_eq!(super::double(21), 42);
     }
 }
-'''
+"""
 
-EXT_RS = '''\
+EXT_RS = """\
 /// Would fail if its doctests ran (the extension crate is excluded).
 ///
 /// ```
 /// assert!(false);
 /// ```
 pub fn ext() {}
-'''
+"""
 
 
 def write_workspace(root: Path, *, failing: bool = True) -> Path:
@@ -204,8 +204,10 @@ def write_workspace(root: Path, *, failing: bool = True) -> Path:
         "pyproject.toml": '[tool.maturin-suite]\npython-crate = "ext"\n',
         "lib-one/Cargo.toml": '[package]\nname = "lib-one"\nversion = "0.1.0"\nedition = "2021"\n',
         "lib-one/src/lib.rs": LIB_RS if failing else LIB_RS.replace("double(2), 5)", "double(2), 4)"),
-        "ext/Cargo.toml": ('[package]\nname = "ext-py"\nversion = "0.1.0"\nedition = "2021"\n\n'
-                           '[lib]\nname = "_ext"\ncrate-type = ["cdylib"]\n'),
+        "ext/Cargo.toml": (
+            '[package]\nname = "ext-py"\nversion = "0.1.0"\nedition = "2021"\n\n'
+            '[lib]\nname = "_ext"\ncrate-type = ["cdylib"]\n'
+        ),
         "ext/pyproject.toml": '[project]\nname = "ext"\nrequires-python = ">=3.9"\n',
         "ext/src/lib.rs": EXT_RS,
         "ext/tests/.keep": "",
@@ -222,8 +224,7 @@ def session_ctx(root: Path, env: dict[str, str] | None = None) -> tuple[Context,
     base.pop("CARGO_TARGET_DIR", None)
     base.pop("GITHUB_ACTIONS", None)
     out = io.StringIO()
-    ctx = Context(config=load_config(root), console=Console(stream=out), base_env=base,
-                  model=load_project(root, base))
+    ctx = Context(config=load_config(root), console=Console(stream=out), base_env=base, model=load_project(root, base))
     return ctx, out
 
 
@@ -251,7 +252,7 @@ def test_a_failing_doctest_fails_the_session_after_the_summary(tmp_path: Path) -
         rust_tests.run(ctx)
     assert info.value.message == "1 doctest(s) failed: lib-one/src/lib.rs - broken (line 14)"
     text = out.getvalue()
-    summary = text[text.index("== rust-tests =="):]
+    summary = text[text.index("== rust-tests ==") :]
     assert "doctests        1 passed, 1 failed, 1 ignored" in summary
     assert "doctests junit  reports/rust-tests/doctests.xml" in summary
     if "runner          cargo-nextest" in summary:
@@ -262,8 +263,11 @@ def test_a_failing_doctest_fails_the_session_after_the_summary(tmp_path: Path) -
     junit = tmp_path / "reports" / "rust-tests" / "doctests.xml"
     assert cargo_block.junit_counts(junit) == (3, 1, 1)
     names = [c.get("name") for c in ET.parse(junit).getroot().iter("testcase")]
-    assert sorted(names) == ["lib-one/src/lib.rs - broken (line 14)", "lib-one/src/lib.rs - double (line 5)",
-                             "lib-one/src/lib.rs - ignored (line 21)"]
+    assert sorted(names) == [
+        "lib-one/src/lib.rs - broken (line 14)",
+        "lib-one/src/lib.rs - double (line 5)",
+        "lib-one/src/lib.rs - ignored (line 21)",
+    ]
 
 
 @needs_cargo

@@ -40,11 +40,9 @@ def repo_project() -> Project:
 
 def make_ctx(project: Project, tmp_path: Path, env: dict[str, str], **changes: Any) -> tuple[Context, io.StringIO]:
     """A context on ``project`` whose machine is ``env``, reports under tmp_path."""
-    cfg = dataclasses.replace(project.config, reports_dir=tmp_path / "reports", dist_dir=tmp_path / "dist",
-                              **changes)
+    cfg = dataclasses.replace(project.config, reports_dir=tmp_path / "reports", dist_dir=tmp_path / "dist", **changes)
     out = io.StringIO()
-    ctx = Context(config=cfg, console=Console(stream=out), base_env=env,
-                  model=dataclasses.replace(project, config=cfg))
+    ctx = Context(config=cfg, console=Console(stream=out), base_env=env, model=dataclasses.replace(project, config=cfg))
     return ctx, out
 
 
@@ -58,8 +56,11 @@ def fake_bin(folder: Path, *names: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
         exe = folder / name
-        exe.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = --version ] && { echo "' + name
-                       + ' 1.99.0"; exit 0; }; done\nexit 1\n')
+        exe.write_text(
+            '#!/bin/sh\nfor a in "$@"; do [ "$a" = --version ] && { echo "'
+            + name
+            + ' 1.99.0"; exit 0; }; done\nexit 1\n'
+        )
         exe.chmod(0o755)
     return folder
 
@@ -98,18 +99,21 @@ def test_no_cargo_means_rust_tests_missing_cargo_with_the_install_hint(repo_proj
     assert rows["rust-tests"]["ready"] is False and rows["rust-tests"]["missing"][0]["what"] == "cargo"
     assert rows["lint-workflows"]["ready"] is True
     assert not list((tmp_path / "reports").glob(".partial-*")) and sorted(
-        p.name for p in (tmp_path / "reports").iterdir()) == ["doctor.json"]
+        p.name for p in (tmp_path / "reports").iterdir()
+    ) == ["doctor.json"]
 
 
 def test_static_gmp_needs_m4_and_make_for_linux_wheel(repo_project: Project, tmp_path: Path) -> None:
     bindir = fake_bin(tmp_path / "bin", "cargo")
     ctx, _ = make_ctx(repo_project, tmp_path, bare_env(bindir), gmp="static", native=())
-    ctx = dataclasses.replace(ctx, config=dataclasses.replace(
-        ctx.config, linux_wheel=dataclasses.replace(ctx.config.linux_wheel, mode="zig")))
+    ctx = dataclasses.replace(
+        ctx, config=dataclasses.replace(ctx.config, linux_wheel=dataclasses.replace(ctx.config.linux_wheel, mode="zig"))
+    )
     wheel = doctor.linux_wheel(doctor.Machine(ctx.config, ctx.env()))
     assert [n.what for n in wheel.missing] == ["m4", "make"]
-    assert wheel.missing[0].hint == ("Debian/Ubuntu: apt-get install m4 make; manylinux: yum install -y m4 make; "
-                                     "MSYS2: pacman -S m4 make")
+    assert wheel.missing[0].hint == (
+        "Debian/Ubuntu: apt-get install m4 make; manylinux: yum install -y m4 make; MSYS2: pacman -S m4 make"
+    )
     for tool in ("m4", "make"):
         real = shutil.which(tool)
         if real is None:
@@ -153,8 +157,14 @@ def test_coverage_needs_llvm_tools_and_lint_rustfmt_clippy(repo_project: Project
 
 def test_no_interpreter_blocks_python_tests(repo_project: Project, tmp_path: Path) -> None:
     bindir = fake_bin(tmp_path / "bin", "cargo")
-    ctx, _ = make_ctx(repo_project, tmp_path, bare_env(bindir, PYENV_ROOT=str(tmp_path)), gmp="none", native=(),
-                      python_versions=("3.97",))
+    ctx, _ = make_ctx(
+        repo_project,
+        tmp_path,
+        bare_env(bindir, PYENV_ROOT=str(tmp_path)),
+        gmp="none",
+        native=(),
+        python_versions=("3.97",),
+    )
     result = doctor.python_tests(doctor.Machine(ctx.config, ctx.env()))
     assert [n.what for n in result.missing] == ["a CPython of 3.97"]
     version = "{}.{}".format(*sys.version_info[:2])
@@ -168,7 +178,10 @@ def test_this_repository_passes_its_cross_checks(repo_project: Project, tmp_path
     ctx, _ = make_ctx(repo_project, tmp_path, dict(os.environ))
     checks = {c.name: c for c in doctor.cross_checks(ctx, ctx.env())}
     assert {n: c.ok and not c.skipped for n, c in checks.items()} == {
-        "module-name": True, "abi3": True, "python-source": True}
+        "module-name": True,
+        "abi3": True,
+        "python-source": True,
+    }
     assert "abi3-py39" in checks["abi3"].detail
 
 
@@ -187,19 +200,33 @@ fn {name}(m: &Bound<'_, PyModule>) -> PyResult<()> {{
 """
 
 
-def write_project(root: Path, *, pymodule: str = "_core", module_name: str = "pkg._core",
-                  abi3: str = "abi3-py39", requires_python: str = ">=3.9", python_source: str = "python",
-                  package: str = "pkg", lib_rs: str | None = None) -> Path:
+def write_project(
+    root: Path,
+    *,
+    pymodule: str = "_core",
+    module_name: str = "pkg._core",
+    abi3: str = "abi3-py39",
+    requires_python: str = ">=3.9",
+    python_source: str = "python",
+    package: str = "pkg",
+    lib_rs: str | None = None,
+) -> Path:
     """A maturin project: workspace + Python crate (pyo3 from [workspace.dependencies])."""
     files = {
         "pyproject.toml": '[tool.maturin-suite]\npython-crate = "py"\n',
-        "Cargo.toml": ('[workspace]\nmembers = ["py"]\nresolver = "2"\n\n[workspace.dependencies]\n'
-                       f'pyo3 = {{ version = "0.30", features = ["{abi3}"] }}\n'),
-        "py/Cargo.toml": ('[package]\nname = "pkg-py"\nversion = "0.1.0"\nedition = "2021"\n\n'
-                          '[lib]\nname = "_core"\ncrate-type = ["cdylib"]\n\n'
-                          '[dependencies]\npyo3 = { workspace = true, features = ["macros"] }\n'),
-        "py/pyproject.toml": (f'[project]\nname = "pkg"\nrequires-python = "{requires_python}"\n\n'
-                              f'[tool.maturin]\nmodule-name = "{module_name}"\npython-source = "{python_source}"\n'),
+        "Cargo.toml": (
+            '[workspace]\nmembers = ["py"]\nresolver = "2"\n\n[workspace.dependencies]\n'
+            f'pyo3 = {{ version = "0.30", features = ["{abi3}"] }}\n'
+        ),
+        "py/Cargo.toml": (
+            '[package]\nname = "pkg-py"\nversion = "0.1.0"\nedition = "2021"\n\n'
+            '[lib]\nname = "_core"\ncrate-type = ["cdylib"]\n\n'
+            '[dependencies]\npyo3 = { workspace = true, features = ["macros"] }\n'
+        ),
+        "py/pyproject.toml": (
+            f'[project]\nname = "pkg"\nrequires-python = "{requires_python}"\n\n'
+            f'[tool.maturin]\nmodule-name = "{module_name}"\npython-source = "{python_source}"\n'
+        ),
         "py/src/lib.rs": lib_rs if lib_rs is not None else LIB_RS.format(name=pymodule),
         f"py/python/{package}/__init__.py": "",
         "py/tests/.keep": "",
@@ -227,7 +254,8 @@ def test_module_name_mismatch_is_reported(tmp_path: Path) -> None:
     checks = project_checks(write_project(tmp_path, pymodule="_native"))
     assert checks["module-name"].problems == (
         f"#[pymodule] _native in {tmp_path / 'py' / 'src'} does not define '_core', the last component of "
-        "'pkg._core' (the import would fail: no PyInit__core)",)
+        "'pkg._core' (the import would fail: no PyInit__core)",
+    )
     assert checks["abi3"].ok and checks["python-source"].ok
 
 
@@ -241,7 +269,8 @@ def test_module_name_sources(tmp_path: Path) -> None:
     assert doctor.pymodule_names(src) == ["_core"]
     # tool.maturin-suite.module must name the module maturin builds.
     assert doctor.module_name_problems(maturin, "pkg._other", "_x", src) == [
-        "tool.maturin.module-name is 'pkg._core' but tool.maturin-suite.module is 'pkg._other'"]
+        "tool.maturin.module-name is 'pkg._core' but tool.maturin-suite.module is 'pkg._other'"
+    ]
     # Without module-name maturin uses the [lib] name.
     assert doctor.module_name_problems({}, "pkg._core", "_core", src) == []
     assert doctor.module_name_problems({}, "pkg._core", "_lib", src)[0].startswith("the [lib] name ('_lib')")
@@ -255,7 +284,8 @@ def test_abi3_mismatch_is_reported_and_blocks_the_builds(tmp_path: Path) -> None
     checks = project_checks(root)
     assert checks["abi3"].problems == (
         "pyo3 feature abi3-py38 (CPython >= 3.8) but requires-python '>=3.9' (lower bound 3.9): "
-        "the two must name the same Python",)
+        "the two must name the same Python",
+    )
     assert "abi3-py38" in checks["abi3"].detail and "macros" in checks["abi3"].detail
     project = build_project(load_config(root), os.environ)
     ctx, _ = make_ctx(project, tmp_path, dict(os.environ))
@@ -280,13 +310,15 @@ def test_python_source_without_the_package_is_reported(tmp_path: Path) -> None:
     checks = project_checks(write_project(tmp_path, package="other"))
     folder = tmp_path / "py" / "python"
     assert checks["python-source"].problems == (
-        f"tool.maturin.python-source = 'python': {folder} has no package pkg/ (the top level of the module)",)
+        f"tool.maturin.python-source = 'python': {folder} has no package pkg/ (the top level of the module)",
+    )
     assert checks["module-name"].ok
 
 
 def test_python_source_rules(tmp_path: Path) -> None:
     assert doctor.python_source_problems(tmp_path, {}, "pkg") == []
     assert doctor.python_source_problems(tmp_path, {"python-source": "src-py"}, "pkg") == [
-        f"tool.maturin.python-source = 'src-py', but {tmp_path / 'src-py'} does not exist"]
+        f"tool.maturin.python-source = 'src-py', but {tmp_path / 'src-py'} does not exist"
+    ]
     (tmp_path / "src-py" / "pkg").mkdir(parents=True)
     assert doctor.python_source_problems(tmp_path, {"python-source": "src-py"}, "pkg") == []

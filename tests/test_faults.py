@@ -19,8 +19,9 @@ from conftest import assert_clean_failure, copy_fixture, nox_env, nox_python, ou
 
 pytestmark = pytest.mark.slow
 
-ROOT_ONLY = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
-                               reason="mounts a read-only / full filesystem (needs root)")
+ROOT_ONLY = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounts a read-only / full filesystem (needs root)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,15 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def start(ws: Path, *args: str) -> subprocess.Popen[str]:
     """nox in a process group of its own, so the test can see every process it starts."""
-    return subprocess.Popen([nox_python(), "-m", "nox", "--no-color", *args], cwd=ws, env=nox_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [nox_python(), "-m", "nox", "--no-color", *args],
+        cwd=ws,
+        env=nox_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate: object, timeout: float = 300) -> None:
@@ -90,8 +98,7 @@ def test_a_second_run_in_the_same_checkout_is_refused(ws: Path) -> None:
     try:
         wait_for(lambda: staging(ws))
         second = run_nox(ws, "-s", "sdist")
-        assert_clean_failure(second, "another suite run is using this checkout",
-                             f"PID {first.pid}, session sdist")
+        assert_clean_failure(second, "another suite run is using this checkout", f"PID {first.pid}, session sdist")
     finally:
         out, _ = first.communicate(timeout=600)
     assert first.returncode == 0, out[-3000:]

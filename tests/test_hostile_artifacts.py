@@ -70,8 +70,9 @@ def zinfo(name: str, mode: int = stat.S_IFREG | 0o644) -> zipfile.ZipInfo:
     return info
 
 
-def make_wheel(path: Path, files: dict[str, bytes] | None = None,
-               extra: Sequence[tuple[zipfile.ZipInfo, bytes]] = ()) -> Path:
+def make_wheel(
+    path: Path, files: dict[str, bytes] | None = None, extra: Sequence[tuple[zipfile.ZipInfo, bytes]] = ()
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in (wheel_files() if files is None else files).items():
@@ -90,8 +91,13 @@ def tar_member(name: str, data: bytes = b"", **attrs: Any) -> tuple[tarfile.TarI
     return info, data
 
 
-def make_sdist(path: Path, members: Sequence[tuple[tarfile.TarInfo, bytes]] = (),
-               *, fmt: int = tarfile.PAX_FORMAT, base: bool = True) -> Path:
+def make_sdist(
+    path: Path,
+    members: Sequence[tuple[tarfile.TarInfo, bytes]] = (),
+    *,
+    fmt: int = tarfile.PAX_FORMAT,
+    base: bool = True,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     head = [tar_member(f"{TOP}/PKG-INFO", PKG_INFO), tar_member(f"{TOP}/Cargo.lock", b"# lock\n")] if base else []
     with tarfile.open(path, "w:gz", format=fmt) as tar:
@@ -122,12 +128,26 @@ def assert_fails(found: list[Finding], rule: str, artifact: str, *needles: str) 
 def gate_ctx(dist: Path, work: Path, **publish: Any) -> Context:
     """publish-check's context for ``dist`` without cargo (a stub project model)."""
     cfg = load_config(REPO)
-    cfg = dataclasses.replace(cfg, dist_dir=dist, reports_dir=work / "reports", workspace=work,
-                              publish=dataclasses.replace(cfg.publish, **publish))
-    crate = Crate(name="qsym-python", version="0.3.0", manifest=cfg.python_crate / "Cargo.toml", features={},
-                  dependencies=(), path_dependencies=(), lib_name="_core", kinds=frozenset({"cdylib"}))
-    model = Project(config=cfg, members=(crate,), target_directory=work / "target",
-                    python_project={"name": cfg.distribution})
+    cfg = dataclasses.replace(
+        cfg,
+        dist_dir=dist,
+        reports_dir=work / "reports",
+        workspace=work,
+        publish=dataclasses.replace(cfg.publish, **publish),
+    )
+    crate = Crate(
+        name="qsym-python",
+        version="0.3.0",
+        manifest=cfg.python_crate / "Cargo.toml",
+        features={},
+        dependencies=(),
+        path_dependencies=(),
+        lib_name="_core",
+        kinds=frozenset({"cdylib"}),
+    )
+    model = Project(
+        config=cfg, members=(crate,), target_directory=work / "target", python_project={"name": cfg.distribution}
+    )
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")}
     return Context(config=cfg, console=Console(stream=sys.stderr), base_env=env, model=model)
 
@@ -168,6 +188,7 @@ class Hung(BaseException):
 @pytest.fixture
 def alarm() -> Iterator[None]:
     """Fail instead of hanging (a fifo opened for reading blocks forever)."""
+
     def boom(*_: object) -> None:
         raise Hung("the gate hung")
 
@@ -187,8 +208,10 @@ def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bomb") / "dist" / WHEEL
     make_wheel(path)
     zeros = bytes(MIB)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf, \
-            zf.open(zinfo("q_kangaroo/data.bin"), "w", force_zip64=True) as f:
+    with (
+        zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf,
+        zf.open(zinfo("q_kangaroo/data.bin"), "w", force_zip64=True) as f,
+    ):
         for _ in range(2048):
             f.write(zeros)
     assert path.stat().st_size < 8 * MIB
@@ -204,22 +227,49 @@ def test_zip_bomb_is_refused_from_its_directory(bomb: Path, monkeypatch: pytest.
     start = time.perf_counter()
     found = archives.check_archive(bomb, LIMITS)
     print(f"check_archive on the 2 GiB bomb: {time.perf_counter() - start:.3f} s")
-    assert_fails(found, "archive-limits", bomb.name, "q_kangaroo/data.bin: 2147483648 bytes uncompressed",
-                 "max-member-size", "max-ratio", "max-total-size")
+    assert_fails(
+        found,
+        "archive-limits",
+        bomb.name,
+        "q_kangaroo/data.bin: 2147483648 bytes uncompressed",
+        "max-member-size",
+        "max-ratio",
+        "max-total-size",
+    )
 
 
 @pytest.mark.slow
 def test_zip_bomb_gate_peak_rss_and_time(bomb: Path, tmp_path: Path) -> None:
     """The whole gate over a dist/ holding the bomb, in a fresh process; its
     peak RSS comes from RUSAGE_CHILDREN of a driver that runs nothing else."""
-    child = ("import sys; from pathlib import Path; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
-             "import test_hostile_artifacts as t; t.gate_main(Path(sys.argv[3]), Path(sys.argv[4]))")
-    driver = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-              "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-              "print('MEASURED', p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-              "time.perf_counter() - t); print(p.stdout); print(p.stderr[-3000:])")
-    proc = subprocess.run([sys.executable, "-c", driver, sys.executable, "-c", child, str(REPO), str(TESTS),
-                           str(bomb.parent), str(tmp_path)], capture_output=True, text=True, check=True, timeout=300)
+    child = (
+        "import sys; from pathlib import Path; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+        "import test_hostile_artifacts as t; t.gate_main(Path(sys.argv[3]), Path(sys.argv[4]))"
+    )
+    driver = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print('MEASURED', p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+        "time.perf_counter() - t); print(p.stdout); print(p.stderr[-3000:])"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            driver,
+            sys.executable,
+            "-c",
+            child,
+            str(REPO),
+            str(TESTS),
+            str(bomb.parent),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     head, _, rest = proc.stdout.partition("\n")
     _tag, code, rss_kib, seconds = head.split()
     rss_mb = int(rss_kib) / 1024
@@ -250,14 +300,17 @@ def test_wheel_with_a_fifo_member(tmp_path: Path) -> None:
     assert_fails(archives.check_archive(path, LIMITS), "archive-paths", WHEEL, "q_kangaroo/pipe: a fifo member")
 
 
-@pytest.mark.parametrize(("name", "needle"), [
-    ("/etc/cron.d/evil", "absolute path"),
-    ("../evil.py", "'..' in the path"),
-    ("q_kangaroo/../../evil.py", "'..' in the path"),
-    ("q_kangaroo\\..\\evil.py", "backslash"),
-    ("C:/Windows/evil.dll", "drive letter"),
-    ("q_kangaroo/" + "x" * 1100, "entry 5: a name of 1111 bytes, longer than 1024 bytes"),
-])
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("/etc/cron.d/evil", "absolute path"),
+        ("../evil.py", "'..' in the path"),
+        ("q_kangaroo/../../evil.py", "'..' in the path"),
+        ("q_kangaroo\\..\\evil.py", "backslash"),
+        ("C:/Windows/evil.dll", "drive letter"),
+        ("q_kangaroo/" + "x" * 1100, "entry 5: a name of 1111 bytes, longer than 1024 bytes"),
+    ],
+)
 def test_wheel_member_paths(tmp_path: Path, name: str, needle: str) -> None:
     path = make_wheel(tmp_path / WHEEL, extra=[(zinfo(name), b"x = 1\n")])
     assert_fails(archives.check_archive(path, LIMITS), "archive-paths", WHEEL, needle)
@@ -268,26 +321,45 @@ def test_wheel_with_a_duplicate_member(tmp_path: Path) -> None:
     path = tmp_path / WHEEL
     with pytest.warns(UserWarning, match="Duplicate name"):
         make_wheel(path, extra=[(zinfo("q_kangaroo/__init__.py"), b"import os; os.system('evil')\n")])
-    assert_fails(archives.check_archive(path, LIMITS), "archive-paths", WHEEL,
-                 "q_kangaroo/__init__.py: appears more than once")
+    assert_fails(
+        archives.check_archive(path, LIMITS), "archive-paths", WHEEL, "q_kangaroo/__init__.py: appears more than once"
+    )
 
 
-@pytest.mark.parametrize(("member", "needle"), [
-    (tar_member("../evil"), "../evil: '..' in the path"),
-    (tar_member(f"{TOP}/../../evil.py", b"x"), "'..' in the path"),
-    (tar_member("/etc/profile.d/evil.sh", b"x"), "/etc/profile.d/evil.sh: absolute path"),
-    (tar_member(f"{TOP}/escape", type=tarfile.SYMTYPE, linkname="../../../etc/passwd"),
-     f"{TOP}/escape -> ../../../etc/passwd: a symlink member"),
-    (tar_member(f"{TOP}/abs", type=tarfile.SYMTYPE, linkname="/etc/shadow"), "-> /etc/shadow: a symlink"),
-    (tar_member(f"{TOP}/hard", type=tarfile.LNKTYPE, linkname="/etc/shadow"), "a hardlink member"),
-    (tar_member(f"{TOP}/null", type=tarfile.CHRTYPE, devmajor=1, devminor=3), f"{TOP}/null: a device member"),
-    (tar_member(f"{TOP}/disk", type=tarfile.BLKTYPE, devmajor=8, devminor=0), "a device member"),
-    (tar_member(f"{TOP}/pipe", type=tarfile.FIFOTYPE), f"{TOP}/pipe: a fifo member"),
-    (tar_member(f"{TOP}/" + "x" * 2000, b"x"), "longer than 1024 bytes"),
-    (tar_member("C:\\evil.bat", b"x"), "drive letter"),
-    (tar_member(f"{TOP}/x\n- {WHEEL}: [zip] PASS", b"x", type=tarfile.SYMTYPE), f"{TOP}/x\\n- {WHEEL}"),
-], ids=["dotdot", "nested-dotdot", "absolute", "symlink-out", "symlink-abs", "hardlink", "chardev", "blockdev",
-        "fifo", "long-name", "drive", "newline-in-name"])
+@pytest.mark.parametrize(
+    ("member", "needle"),
+    [
+        (tar_member("../evil"), "../evil: '..' in the path"),
+        (tar_member(f"{TOP}/../../evil.py", b"x"), "'..' in the path"),
+        (tar_member("/etc/profile.d/evil.sh", b"x"), "/etc/profile.d/evil.sh: absolute path"),
+        (
+            tar_member(f"{TOP}/escape", type=tarfile.SYMTYPE, linkname="../../../etc/passwd"),
+            f"{TOP}/escape -> ../../../etc/passwd: a symlink member",
+        ),
+        (tar_member(f"{TOP}/abs", type=tarfile.SYMTYPE, linkname="/etc/shadow"), "-> /etc/shadow: a symlink"),
+        (tar_member(f"{TOP}/hard", type=tarfile.LNKTYPE, linkname="/etc/shadow"), "a hardlink member"),
+        (tar_member(f"{TOP}/null", type=tarfile.CHRTYPE, devmajor=1, devminor=3), f"{TOP}/null: a device member"),
+        (tar_member(f"{TOP}/disk", type=tarfile.BLKTYPE, devmajor=8, devminor=0), "a device member"),
+        (tar_member(f"{TOP}/pipe", type=tarfile.FIFOTYPE), f"{TOP}/pipe: a fifo member"),
+        (tar_member(f"{TOP}/" + "x" * 2000, b"x"), "longer than 1024 bytes"),
+        (tar_member("C:\\evil.bat", b"x"), "drive letter"),
+        (tar_member(f"{TOP}/x\n- {WHEEL}: [zip] PASS", b"x", type=tarfile.SYMTYPE), f"{TOP}/x\\n- {WHEEL}"),
+    ],
+    ids=[
+        "dotdot",
+        "nested-dotdot",
+        "absolute",
+        "symlink-out",
+        "symlink-abs",
+        "hardlink",
+        "chardev",
+        "blockdev",
+        "fifo",
+        "long-name",
+        "drive",
+        "newline-in-name",
+    ],
+)
 def test_sdist_member_paths_and_types(tmp_path: Path, member: tuple[tarfile.TarInfo, bytes], needle: str) -> None:
     path = make_sdist(tmp_path / SDIST, [member])
     assert_fails(archives.check_archive(path, LIMITS), "archive-paths", SDIST, needle)
@@ -297,7 +369,8 @@ def test_sdist_member_paths_and_types(tmp_path: Path, member: tuple[tarfile.TarI
 
 
 def test_too_many_zip_members_caught_before_zipfile_reads_the_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = {**wheel_files(), **{f"q_kangaroo/m{i}.py": b"" for i in range(LIMITS.max_members)}}
     path = make_wheel(tmp_path / WHEEL, files)
 
@@ -306,8 +379,12 @@ def test_too_many_zip_members_caught_before_zipfile_reads_the_directory(
             raise AssertionError("zipfile parsed the whole central directory")
 
     monkeypatch.setattr(zipfile, "ZipFile", NoZipFile)
-    assert_fails(archives.check_archive(path, LIMITS), "archive-limits", WHEEL,
-                 f"more than {LIMITS.max_members} members, over max-members")
+    assert_fails(
+        archives.check_archive(path, LIMITS),
+        "archive-limits",
+        WHEEL,
+        f"more than {LIMITS.max_members} members, over max-members",
+    )
 
 
 def test_too_many_sdist_members(tmp_path: Path) -> None:
@@ -319,14 +396,22 @@ def test_too_many_sdist_members(tmp_path: Path) -> None:
 def test_twenty_mb_metadata(tmp_path: Path) -> None:
     files = {**wheel_files(), f"{INFO}/METADATA": PKG_INFO + random_text(20 * MIB)}
     path = make_wheel(tmp_path / WHEEL, files)
-    assert_fails(archives.check_archive(path, LIMITS), "archive-limits", WHEEL,
-                 f"{INFO}/METADATA: {len(files[f'{INFO}/METADATA'])} bytes, over max-metadata-size ({MIB})")
+    assert_fails(
+        archives.check_archive(path, LIMITS),
+        "archive-limits",
+        WHEEL,
+        f"{INFO}/METADATA: {len(files[f'{INFO}/METADATA'])} bytes, over max-metadata-size ({MIB})",
+    )
 
 
 def test_twenty_mb_pkg_info(tmp_path: Path) -> None:
     path = make_sdist(tmp_path / SDIST, [tar_member(f"{TOP}/src/PKG-INFO", random_text(20 * MIB))])
-    assert_fails(archives.check_archive(path, LIMITS), "archive-limits", SDIST,
-                 f"{TOP}/src/PKG-INFO: {20 * MIB} bytes, over max-metadata-size")
+    assert_fails(
+        archives.check_archive(path, LIMITS),
+        "archive-limits",
+        SDIST,
+        f"{TOP}/src/PKG-INFO: {20 * MIB} bytes, over max-metadata-size",
+    )
 
 
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT], ids=["pax-record", "gnu-longname"])
@@ -339,8 +424,9 @@ def test_huge_tar_header_record_is_not_read_into_memory(tmp_path: Path, fmt: int
         info, data = tar_member(f"{TOP}/" + "x" * (8 * MIB), b"x")
     path = make_sdist(tmp_path / SDIST, [(info, data)], fmt=fmt)
     assert path.stat().st_size < MIB
-    assert_fails(archives.check_archive(path, LIMITS), "archive-limits", SDIST,
-                 "tar header record of", "over max-metadata-size")
+    assert_fails(
+        archives.check_archive(path, LIMITS), "archive-limits", SDIST, "tar header record of", "over max-metadata-size"
+    )
 
 
 def test_tar_member_claiming_100_gb_is_refused_without_reading_on(tmp_path: Path) -> None:
@@ -349,14 +435,20 @@ def test_tar_member_claiming_100_gb_is_refused_without_reading_on(tmp_path: Path
     pkg_info, data = tar_member(f"{TOP}/PKG-INFO", PKG_INFO)
     huge = tarfile.TarInfo(f"{TOP}/huge.bin")
     huge.size = 100 * 1024**3
-    raw = (pkg_info.tobuf(format=tarfile.GNU_FORMAT) + data.ljust(512, b"\0")
-           + huge.tobuf(format=tarfile.GNU_FORMAT) + bytes(4096))
+    raw = (
+        pkg_info.tobuf(format=tarfile.GNU_FORMAT)
+        + data.ljust(512, b"\0")
+        + huge.tobuf(format=tarfile.GNU_FORMAT)
+        + bytes(4096)
+    )
     path = tmp_path / SDIST
     path.write_bytes(gzip.compress(raw))
     start = time.perf_counter()
     found = archives.check_archive(path, LIMITS)
     assert time.perf_counter() - start < 2
-    assert_fails(found, "archive-limits", SDIST, f"{TOP}/huge.bin: {100 * 1024**3} bytes uncompressed, over max-member-size")
+    assert_fails(
+        found, "archive-limits", SDIST, f"{TOP}/huge.bin: {100 * 1024**3} bytes uncompressed, over max-member-size"
+    )
 
 
 def test_gzip_bomb_sdist(tmp_path: Path) -> None:
@@ -379,8 +471,12 @@ def test_zip_entry_with_a_huge_extra_field(tmp_path: Path) -> None:
     info = zinfo("q_kangaroo/x.py")
     info.extra = struct.pack("<HH", 0xCAFE, 1996) + bytes(1996)
     path = make_wheel(tmp_path / WHEEL, extra=[(info, b"x = 1\n")])
-    assert_fails(archives.check_archive(path, LIMITS), "archive-limits", WHEEL,
-                 "entry 5: 2000 bytes of extra field and comment, more than 1024")
+    assert_fails(
+        archives.check_archive(path, LIMITS),
+        "archive-limits",
+        WHEEL,
+        "entry 5: 2000 bytes of extra field and comment, more than 1024",
+    )
 
 
 def test_tar_stream_budget(tmp_path: Path) -> None:
@@ -398,8 +494,9 @@ def test_zip_compression_methods_other_than_deflate_are_not_read(tmp_path: Path)
     info = zinfo("q_kangaroo/data.bin")
     info.compress_type = zipfile.ZIP_BZIP2
     path = make_wheel(tmp_path / WHEEL, extra=[(info, b"x" * 1000)])
-    assert_fails(archives.check_archive(path, LIMITS), "archive-limits", WHEEL,
-                 "q_kangaroo/data.bin: compression method 12")
+    assert_fails(
+        archives.check_archive(path, LIMITS), "archive-limits", WHEEL, "q_kangaroo/data.bin: compression method 12"
+    )
 
 
 # ------------------------------------------------------- corrupt and lying
@@ -422,9 +519,9 @@ def lie_about_size(path: Path, member: str, size: int) -> Path:
     data = bytearray(path.read_bytes())
     struct.pack_into("<L", data, info.header_offset + 22, size)
     at = start
-    while data[at:at + 4] == b"PK\x01\x02":
+    while data[at : at + 4] == b"PK\x01\x02":
         n, m, k = struct.unpack_from("<3H", data, at + 28)
-        if data[at + 46:at + 46 + n].decode() == member:
+        if data[at + 46 : at + 46 + n].decode() == member:
             struct.pack_into("<L", data, at + 24, size)
         at += 46 + n + m + k
     path.write_bytes(bytes(data))
@@ -459,9 +556,16 @@ def corrupt_cases(tmp: Path) -> dict[str, Path]:
     # A broken header block, then a member tarfile never reaches (another unpacker might).
     pkg_info, data = tar_member(f"{TOP}/PKG-INFO", PKG_INFO)
     evil, code = tar_member(f"{TOP}/setup.py", b"import os; os.system('evil')\n")
-    cases["hidden-members.tar.gz"].write_bytes(gzip.compress(
-        pkg_info.tobuf() + data.ljust(512, b"\0") + b"garbage".ljust(512, b"\1") + evil.tobuf()
-        + code.ljust(512, b"\0") + bytes(1024)))
+    cases["hidden-members.tar.gz"].write_bytes(
+        gzip.compress(
+            pkg_info.tobuf()
+            + data.ljust(512, b"\0")
+            + b"garbage".ljust(512, b"\1")
+            + evil.tobuf()
+            + code.ljust(512, b"\0")
+            + bytes(1024)
+        )
+    )
     return cases
 
 
@@ -492,8 +596,10 @@ def test_member_reads_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         return read(self, n)
 
     monkeypatch.setattr(zipfile.ZipExtFile, "read", spy)
-    with zipfile.ZipFile(path) as zf, \
-            pytest.raises(archives.ArchiveError, match="q_kangaroo/big.py: more than 1048576 bytes"):
+    with (
+        zipfile.ZipFile(path) as zf,
+        pytest.raises(archives.ArchiveError, match="q_kangaroo/big.py: more than 1048576 bytes"),
+    ):
         archives.read_member(zf, zf.getinfo("q_kangaroo/big.py"), MIB)
     # Never "everything": at most cap + 1 bytes, in pieces (a header's size claim is not trusted).
     assert sum(asked) == MIB + 1 and all(0 < n <= archives.CHUNK for n in asked), asked
@@ -602,8 +708,8 @@ def test_dist_holds_only_wheels_and_sdists(tmp_path: Path, no_content_checks: li
 def test_limits_default_in_config_and_block_alike() -> None:
     assert archives.limits_of(PublishConfig()) == archives.Limits()
     assert archives.limits_of(load_config(REPO).publish) == archives.Limits(
-        max_members=10_000, max_total_size=512 * MIB, max_member_size=128 * MIB, max_ratio=200.0,
-        max_metadata_size=MIB)
+        max_members=10_000, max_total_size=512 * MIB, max_member_size=128 * MIB, max_ratio=200.0, max_metadata_size=MIB
+    )
 
 
 def with_publish(key: str, value: object) -> dict[str, Any]:
@@ -618,14 +724,17 @@ def test_limits_are_read_from_the_toml() -> None:
     assert parse_config(with_publish("max-ratio", 50), REPO).publish.max_ratio == 50.0
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("max-members", 0, "tool.maturin-suite.publish.max-members must be at least 1; got 0"),
-    ("max-total-size", 1.5, "tool.maturin-suite.publish.max-total-size must be an integer"),
-    ("max-member-size", "1 GB", "tool.maturin-suite.publish.max-member-size must be an integer"),
-    ("max-ratio", 0.5, "tool.maturin-suite.publish.max-ratio must be at least 1"),
-    ("max-metadata-size", -1, "tool.maturin-suite.publish.max-metadata-size must be at least 1"),
-    ("max-bytes", 1, "unknown key tool.maturin-suite.publish.max-bytes"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max-members", 0, "tool.maturin-suite.publish.max-members must be at least 1; got 0"),
+        ("max-total-size", 1.5, "tool.maturin-suite.publish.max-total-size must be an integer"),
+        ("max-member-size", "1 GB", "tool.maturin-suite.publish.max-member-size must be an integer"),
+        ("max-ratio", 0.5, "tool.maturin-suite.publish.max-ratio must be at least 1"),
+        ("max-metadata-size", -1, "tool.maturin-suite.publish.max-metadata-size must be at least 1"),
+        ("max-bytes", 1, "unknown key tool.maturin-suite.publish.max-bytes"),
+    ],
+)
 def test_bad_limit_is_named(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(with_publish(key, value), REPO)

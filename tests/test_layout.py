@@ -100,8 +100,11 @@ def test_only_noxsupport_imports_nox() -> None:
     users = []
     for f in engine_files():
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             if any(n == "nox" or n.startswith("nox.") for n in names):
                 users.append(module_name(f))
     assert sorted(set(users)) == ["ci.core.noxsupport"]
@@ -132,7 +135,9 @@ def test_each_session_is_one_module_with_a_run_function() -> None:
 
 @pytest.mark.parametrize("path", engine_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_functions_are_short(path: Path) -> None:
-    long = [f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"
-            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and (n.end_lineno or 0) - n.lineno + 1 > 50]
+    long = [
+        f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and (n.end_lineno or 0) - n.lineno + 1 > 50
+    ]
     assert long == []

@@ -43,8 +43,7 @@ def test_each_check_fails_when_broken(repo: Path) -> None:
     # ruff format: a badly formatted (but lint-clean) line.
     append(repo / "ci" / "core" / "errors.py", "\n\nBROKEN_SPACING = {  'a':1 }\n")
     # cargo fmt: a badly formatted item; clippy: a needless return.
-    append(repo / "crates" / "qsym-core" / "src" / "lib.rs",
-           "\npub fn broken_fmt( )->u32{ return 1 ; }\n")
+    append(repo / "crates" / "qsym-core" / "src" / "lib.rs", "\npub fn broken_fmt( )->u32{ return 1 ; }\n")
     text = assert_clean_failure(run_nox(repo, "-s", "lint"), "lint failed:")
     assert all(v.startswith("FAILED") for v in rows(text).values()), rows(text)
     assert "lint failed: " + ", ".join(CHECKS) in text

@@ -34,8 +34,8 @@ def fake_engine(folder: Path, answers: bool) -> dict[str, str]:
     """A PATH whose only docker either answers ``info`` or fails like a CLI without a daemon."""
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "docker"
-    body = 'echo 27.3.1' if answers else 'echo "Cannot connect to the Docker daemon" >&2; exit 1'
-    script.write_text(f"#!/bin/sh\n[ \"$1\" = info ] || exit 2\n{body}\n")
+    body = "echo 27.3.1" if answers else 'echo "Cannot connect to the Docker daemon" >&2; exit 1'
+    script.write_text(f'#!/bin/sh\n[ "$1" = info ] || exit 2\n{body}\n')
     script.chmod(0o755)
     return {"PATH": f"{folder}:/usr/bin:/bin"}
 
@@ -44,9 +44,10 @@ def fake_engine(folder: Path, answers: bool) -> dict[str, str]:
 
 
 def test_canonical_name_puts_pep600_tag_first() -> None:
-    assert linux_wheel.canonical_wheel_name(
-        "q_kangaroo-0.3.0-cp39-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
-    ) == "q_kangaroo-0.3.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    assert (
+        linux_wheel.canonical_wheel_name("q_kangaroo-0.3.0-cp39-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl")
+        == "q_kangaroo-0.3.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    )
     same = "abacus_static-0.7.1-cp39-abi3-manylinux_2_28_x86_64.whl"
     assert linux_wheel.canonical_wheel_name(same) == same
 
@@ -67,7 +68,7 @@ def test_container_mode_is_taken_when_configured(tmp_path: Path) -> None:
 def test_container_mode_without_engine_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ToolMissing) as exc:
         linux_wheel.resolve_mode(repo_cfg(mode="container"), fake_engine(tmp_path, answers=False))
-    assert "mode = \"zig\"" in (exc.value.hint or "")
+    assert 'mode = "zig"' in (exc.value.hint or "")
 
 
 def test_container_command_builds_gmp_instead_of_yum() -> None:
@@ -132,9 +133,14 @@ def test_fresh_clone_interrupt_build_twice_and_fail_cleanly(tmp_path: Path) -> N
     dist.mkdir()
     (dist / "other-session.txt").write_text("not ours")
     # 1. Interrupted mid-build: nothing partial appears in dist/.
-    proc = subprocess.Popen([nox_python(), "-m", "nox", "--no-color", "-s", "linux-wheel"], cwd=ws,
-                            env=nox_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [nox_python(), "-m", "nox", "--no-color", "-s", "linux-wheel"],
+        cwd=ws,
+        env=nox_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not list((ws / "target" / "suite" / "linux-wheel").glob("staging-*")):
         time.sleep(1)
@@ -149,8 +155,15 @@ def test_fresh_clone_interrupt_build_twice_and_fail_cleanly(tmp_path: Path) -> N
     wheels = [p for p in dist.glob("*.whl")]
     assert [w.name for w in wheels] == ["q_kangaroo-0.3.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]
     assert "libgmp-" in first
-    report = json.loads(subprocess.run(["auditwheel", "show", "--json", str(wheels[0])], capture_output=True,
-                                       text=True, check=True).stdout) if shutil.which("auditwheel") else None
+    report = (
+        json.loads(
+            subprocess.run(
+                ["auditwheel", "show", "--json", str(wheels[0])], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        if shutil.which("auditwheel")
+        else None
+    )
     if report is not None:
         assert report["overall_tag"] == "manylinux_2_17_x86_64" and report["external_libs"] == {}
     with zipfile.ZipFile(wheels[0]) as zf:

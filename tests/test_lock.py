@@ -41,16 +41,28 @@ def test_lock_matches_pyproject() -> None:
 @pytest.mark.parametrize("path", sorted(EXPORTS))
 def test_exports_are_fresh(path: str) -> None:
     proc = subprocess.run(
-        [uv(), "export", "--frozen", "--no-emit-project", "--format", "requirements-txt", *EXPORTS[path],
+        [
+            uv(),
+            "export",
+            "--frozen",
+            "--no-emit-project",
+            "--format",
+            "requirements-txt",
+            *EXPORTS[path],
         ],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
     def body(text: str) -> list[str]:
         return [line for line in text.splitlines() if not line.startswith("#")]
 
     assert body(proc.stdout) == body((ROOT / path).read_text(encoding="utf-8")), (
         f"{path} is stale: uv export --frozen --no-emit-project --format requirements-txt "
-        f"{' '.join(EXPORTS[path])} -o {path}")
+        f"{' '.join(EXPORTS[path])} -o {path}"
+    )
 
 
 def pinned() -> dict[str, str]:

@@ -107,16 +107,19 @@ def test_consistency_catches_a_missing_native_package() -> None:
     assert any("sdist on linux" in p and "libgmp-dev" in p for p in problems), problems
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"sessions__lint__linux__compnents": ["clippy"]}, "unknown key(s) compnents"),
-    ({"sessions__coverage__linux__cargo-tools": {"cargo-tarpaulin": "^0.37"}}, "exact version"),
-    ({"sessions__sdist__macos": {}}, "unknown key(s) macos"),
-    ({"sessions__lint__linux__apt": "libgmp-dev"}, "list of non-empty strings"),
-    ({"sessions__linux-wheel__linux__linux-wheel-mode": "docker"}, "linux-wheel-mode must be one of"),
-    ({"nox__python": None}, "[nox].python must be a string"),
-    ({"runners__linux__container-engine": "yes"}, "container-engine must be true or false"),
-    ({"extra": 1}, "unknown key(s) extra"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sessions__lint__linux__compnents": ["clippy"]}, "unknown key(s) compnents"),
+        ({"sessions__coverage__linux__cargo-tools": {"cargo-tarpaulin": "^0.37"}}, "exact version"),
+        ({"sessions__sdist__macos": {}}, "unknown key(s) macos"),
+        ({"sessions__lint__linux__apt": "libgmp-dev"}, "list of non-empty strings"),
+        ({"sessions__linux-wheel__linux__linux-wheel-mode": "docker"}, "linux-wheel-mode must be one of"),
+        ({"nox__python": None}, "[nox].python must be a string"),
+        ({"runners__linux__container-engine": "yes"}, "container-engine must be true or false"),
+        ({"extra": 1}, "unknown key(s) extra"),
+    ],
+)
 def test_bad_tables_are_config_errors(change: dict[str, Any], expected: str) -> None:
     data = variant(**change)
     with pytest.raises(ConfigError) as e:
@@ -147,37 +150,61 @@ LINUX_HOST = "x86_64-unknown-linux-gnu"
 
 def full(n: needs.PlatformNeeds) -> needs.Provided:
     """Everything ``n`` asks for."""
-    p = needs.Provided(rust="stable", rust_host=n.rust_host, components=set(n.components), targets=set(n.targets),
-                       apt=set(n.apt), msys2=set(n.msys2), python={NOX.python, *n.python},
-                       nox={f"lock:{NOX.requirements}"})
+    p = needs.Provided(
+        rust="stable",
+        rust_host=n.rust_host,
+        components=set(n.components),
+        targets=set(n.targets),
+        apt=set(n.apt),
+        msys2=set(n.msys2),
+        python={NOX.python, *n.python},
+        nox={f"lock:{NOX.requirements}"},
+    )
     for name, version in n.cargo_tools:
         p.add_tool(name, "" if version == needs.ANY_VERSION else version)
     return p
 
 
-NEEDS = needs.PlatformNeeds(rust_host=LINUX_HOST, components=("llvm-tools",), targets=("x86_64-pc-windows-gnu",),
-                            apt=("libgmp-dev",), msys2=("mingw-w64-x86_64-gmp",),
-                            cargo_tools=(("cargo-nextest", "*"), ("cargo-tarpaulin", "0.37.5")), python=("3.9",))
+NEEDS = needs.PlatformNeeds(
+    rust_host=LINUX_HOST,
+    components=("llvm-tools",),
+    targets=("x86_64-pc-windows-gnu",),
+    apt=("libgmp-dev",),
+    msys2=("mingw-w64-x86_64-gmp",),
+    cargo_tools=(("cargo-nextest", "*"), ("cargo-tarpaulin", "0.37.5")),
+    python=("3.9",),
+)
 
 
 def test_nothing_missing_when_everything_is_provided() -> None:
     assert needs.missing(NEEDS, NOX, full(NEEDS), runner_host=LINUX_HOST) == []
 
 
-@pytest.mark.parametrize(("drop", "kind", "value", "how"), [
-    (lambda p: p.nox.clear(), "nox", "from the lock ci/requirements-nox.txt", "--require-hashes -r"),
-    (lambda p: p.python.discard("3.13"), "python", "3.13", "python-version: 3.13"),
-    (lambda p: p.python.discard("3.9"), "python", "3.9", "setup-python"),
-    (lambda p: setattr(p, "rust_host", "x86_64-pc-windows-msvc"), "rust toolchain", f"with host {LINUX_HOST}",
-     "host x86_64-pc-windows-msvc"),
-    (lambda p: p.components.clear(), "rustup component", "llvm-tools", "rustup component add llvm-tools"),
-    (lambda p: p.targets.clear(), "rustup target", "x86_64-pc-windows-gnu", "rustup target add"),
-    (lambda p: p.apt.clear(), "apt package", "libgmp-dev", "apt-get install"),
-    (lambda p: p.msys2.clear(), "msys2 package", "mingw-w64-x86_64-gmp", "setup-msys2"),
-    (lambda p: p.tools.pop("cargo-nextest"), "cargo tool", "cargo-nextest", "taiki-e/install-action"),
-    (lambda p: p.tools.update({"cargo-tarpaulin": {"0.35.1"}}), "cargo tool", "cargo-tarpaulin 0.37.5",
-     "installs cargo-tarpaulin 0.35.1; cargo install --locked cargo-tarpaulin@0.37.5"),
-])
+@pytest.mark.parametrize(
+    ("drop", "kind", "value", "how"),
+    [
+        (lambda p: p.nox.clear(), "nox", "from the lock ci/requirements-nox.txt", "--require-hashes -r"),
+        (lambda p: p.python.discard("3.13"), "python", "3.13", "python-version: 3.13"),
+        (lambda p: p.python.discard("3.9"), "python", "3.9", "setup-python"),
+        (
+            lambda p: setattr(p, "rust_host", "x86_64-pc-windows-msvc"),
+            "rust toolchain",
+            f"with host {LINUX_HOST}",
+            "host x86_64-pc-windows-msvc",
+        ),
+        (lambda p: p.components.clear(), "rustup component", "llvm-tools", "rustup component add llvm-tools"),
+        (lambda p: p.targets.clear(), "rustup target", "x86_64-pc-windows-gnu", "rustup target add"),
+        (lambda p: p.apt.clear(), "apt package", "libgmp-dev", "apt-get install"),
+        (lambda p: p.msys2.clear(), "msys2 package", "mingw-w64-x86_64-gmp", "setup-msys2"),
+        (lambda p: p.tools.pop("cargo-nextest"), "cargo tool", "cargo-nextest", "taiki-e/install-action"),
+        (
+            lambda p: p.tools.update({"cargo-tarpaulin": {"0.35.1"}}),
+            "cargo tool",
+            "cargo-tarpaulin 0.37.5",
+            "installs cargo-tarpaulin 0.35.1; cargo install --locked cargo-tarpaulin@0.37.5",
+        ),
+    ],
+)
 def test_each_kind_of_gap_is_named(drop: Any, kind: str, value: str, how: str) -> None:
     provided = full(NEEDS)
     drop(provided)
@@ -204,7 +231,9 @@ def test_a_refused_provision_says_why() -> None:
 
 def test_nox_only_needs_for_a_plan_job() -> None:
     assert [str(g) for g in needs.missing(None, NOX, needs.Provided())] == [
-        "nox from the lock ci/requirements-nox.txt", "python 3.13"]
+        "nox from the lock ci/requirements-nox.txt",
+        "python 3.13",
+    ]
 
 
 def test_a_gnu_host_hint_names_the_toolchain() -> None:
@@ -241,12 +270,15 @@ def test_apt_on_is_asked_of_the_runners_distribution() -> None:
     assert str(gap) == "apt package llvm-22"
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"sessions__coverage__linux__apt-on": {"bookworm": ["llvm-22"]}}, "not an /etc/os-release ID-VERSION_ID"),
-    ({"sessions__coverage__linux__apt-on": {"debian-12": "llvm-22"}}, "list of non-empty strings"),
-    ({"cargo-install__cargo-tarpaulin": "--no-default-features"}, "[cargo-install].cargo-tarpaulin must be a list"),
-    ({"runners__linux__distro": 24}, "distro must be a string"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sessions__coverage__linux__apt-on": {"bookworm": ["llvm-22"]}}, "not an /etc/os-release ID-VERSION_ID"),
+        ({"sessions__coverage__linux__apt-on": {"debian-12": "llvm-22"}}, "list of non-empty strings"),
+        ({"cargo-install__cargo-tarpaulin": "--no-default-features"}, "[cargo-install].cargo-tarpaulin must be a list"),
+        ({"runners__linux__distro": 24}, "distro must be a string"),
+    ],
+)
 def test_bad_new_keys_are_config_errors(change: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as e:
         needs.parse(variant(**change), CONFIG.python_versions)
@@ -300,8 +332,11 @@ def test_wants_follow_the_platform_and_distribution(req: needs.Requirements) -> 
     assert debian[-1] == "cargo tool cargo-tarpaulin 0.37.5"
     assert "rust toolchain with host x86_64-unknown-linux-gnu" in ubuntu
     windows = [str(w) for w in needs.machine_wants(req, ["windows-gnu-wheel"], "windows", "")]
-    assert windows[:3] == ["msys2 package mingw-w64-x86_64-gcc", "msys2 package mingw-w64-x86_64-gmp",
-                           "msys2 package mingw-w64-x86_64-pkgconf"]
+    assert windows[:3] == [
+        "msys2 package mingw-w64-x86_64-gcc",
+        "msys2 package mingw-w64-x86_64-gmp",
+        "msys2 package mingw-w64-x86_64-pkgconf",
+    ]
     assert "rust toolchain with host x86_64-pc-windows-gnu" in windows and not any("apt" in w for w in windows)
 
 
@@ -310,10 +345,14 @@ def test_install_steps_are_the_exact_commands(req: needs.Requirements) -> None:
     env = {"PATH": os.environ["PATH"]}
     shown = [s.shown for s in needs.install_steps(items, env, req.cargo_install)]
     sudo = "" if needs.admin_prefix(env) == () else "sudo DEBIAN_FRONTEND=noninteractive "
-    assert shown[0] == f"{sudo}apt-get install -y -qq --no-install-recommends gcc libc6-dev ca-certificates " \
-                      "libgmp-dev llvm-22"
-    assert "rustup toolchain install stable-x86_64-unknown-linux-gnu --profile minimal && " \
-           "rustup default stable-x86_64-unknown-linux-gnu" in shown
+    assert (
+        shown[0] == f"{sudo}apt-get install -y -qq --no-install-recommends gcc libc6-dev ca-certificates "
+        "libgmp-dev llvm-22"
+    )
+    assert (
+        "rustup toolchain install stable-x86_64-unknown-linux-gnu --profile minimal && "
+        "rustup default stable-x86_64-unknown-linux-gnu" in shown
+    )
     assert "rustup component add llvm-tools rustfmt clippy" in shown
     assert "cargo install --locked cargo-tarpaulin@0.37.5 --no-default-features" in shown
     py = needs.install_steps([needs.Want("python", "3.9")], env)[0]
@@ -324,33 +363,46 @@ def test_install_steps_are_the_exact_commands(req: needs.Requirements) -> None:
 
 def test_admin_prefix(tmp_path: Path) -> None:
     sudo = tmp_path / "sudo"
-    sudo.write_text("#!/bin/sh\nexec \"$@\"\n", encoding="utf-8")
+    sudo.write_text('#!/bin/sh\nexec "$@"\n', encoding="utf-8")
     sudo.chmod(0o755)
     assert needs.admin_prefix({"PATH": str(tmp_path)}, uid=0) == ()
     assert needs.admin_prefix({"PATH": str(tmp_path)}, uid=1000) == ("sudo",)
     assert needs.admin_prefix({"PATH": str(tmp_path / "none")}, uid=1000) is None
 
 
-needs_here = pytest.mark.skipif(not (shutil.which("dpkg-query") and shutil.which("rustup")),
-                                reason="probes a Debian/Ubuntu machine with rustup")
+needs_here = pytest.mark.skipif(
+    not (shutil.which("dpkg-query") and shutil.which("rustup")), reason="probes a Debian/Ubuntu machine with rustup"
+)
 
 
 @needs_here
 def test_present_probes_this_machine() -> None:
     env = dict(os.environ)
-    host = re.search(r"^host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True,
-                                                      check=True).stdout, re.M)
+    host = re.search(
+        r"^host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout, re.M
+    )
     assert host is not None
-    items = [needs.Want("apt", "libgmp-dev"), needs.Want("apt", "no-such-package-pe"),
-             needs.Want("toolchain", host.group(1)), needs.Want("toolchain", "riscv64gc-unknown-none-elf"),
-             needs.Want("component", "rustfmt"), needs.Want("component", "no-such-component"),
-             needs.Want("target", host.group(1)), needs.Want("target", "wasm32-wasip2-no-such"),
-             needs.Want("cargo-tool", "cargo-no-such-tool", "*"), needs.Want("python", "2.5"),
-             needs.Want("python", "{}.{}".format(*sys.version_info[:2]))]
+    items = [
+        needs.Want("apt", "libgmp-dev"),
+        needs.Want("apt", "no-such-package-pe"),
+        needs.Want("toolchain", host.group(1)),
+        needs.Want("toolchain", "riscv64gc-unknown-none-elf"),
+        needs.Want("component", "rustfmt"),
+        needs.Want("component", "no-such-component"),
+        needs.Want("target", host.group(1)),
+        needs.Want("target", "wasm32-wasip2-no-such"),
+        needs.Want("cargo-tool", "cargo-no-such-tool", "*"),
+        needs.Want("python", "2.5"),
+        needs.Want("python", "{}.{}".format(*sys.version_info[:2])),
+    ]
     have = needs.present(items, env)
-    assert {str(w) for w in have} == {"apt package libgmp-dev", f"rust toolchain with host {host.group(1)}",
-                                      "rustup component rustfmt", f"rustup target {host.group(1)}",
-                                      "python {}.{}".format(*sys.version_info[:2])}
+    assert {str(w) for w in have} == {
+        "apt package libgmp-dev",
+        f"rust toolchain with host {host.group(1)}",
+        "rustup component rustfmt",
+        f"rustup target {host.group(1)}",
+        "python {}.{}".format(*sys.version_info[:2]),
+    }
 
 
 @needs_here
@@ -358,8 +410,11 @@ def test_a_pinned_cargo_tool_is_present_only_at_its_version(tmp_path: Path) -> N
     """A real program answering `cargo-pe-tool pe-tool --version` like a cargo subcommand."""
     tool = tmp_path / "bin" / "cargo-pe-tool"
     tool.parent.mkdir()
-    tool.write_text(f"#!{sys.executable}\nimport sys\nprint('cargo-pe-tool 1.2.3') if sys.argv[1:] == "
-                    "['pe-tool', '--version'] else sys.exit(2)\n", encoding="utf-8")
+    tool.write_text(
+        f"#!{sys.executable}\nimport sys\nprint('cargo-pe-tool 1.2.3') if sys.argv[1:] == "
+        "['pe-tool', '--version'] else sys.exit(2)\n",
+        encoding="utf-8",
+    )
     tool.chmod(0o755)
     env = {"PATH": str(tool.parent), "HOME": str(tmp_path), "CARGO_HOME": str(tmp_path / "cargo")}
     assert needs.cargo_tool_present("cargo-pe-tool", "1.2.3", env)
@@ -377,16 +432,23 @@ def test_a_pinned_cargo_tool_is_present_only_at_its_version(tmp_path: Path) -> N
 @needs_here
 def test_missing_here_names_what_a_session_lacks(tmp_path: Path) -> None:
     (tmp_path / "ci").mkdir()
-    data = (REPO / needs.REQUIREMENTS_FILE).read_text(encoding="utf-8").replace(
-        '[sessions.sdist.linux]\nrust-host = "x86_64-unknown-linux-gnu"\napt = [',
-        '[sessions.sdist.linux]\nrust-host = "x86_64-unknown-linux-gnu"\napt = ["no-such-package-pe", ')
+    data = (
+        (REPO / needs.REQUIREMENTS_FILE)
+        .read_text(encoding="utf-8")
+        .replace(
+            '[sessions.sdist.linux]\nrust-host = "x86_64-unknown-linux-gnu"\napt = [',
+            '[sessions.sdist.linux]\nrust-host = "x86_64-unknown-linux-gnu"\napt = ["no-such-package-pe", ',
+        )
+    )
     (tmp_path / needs.REQUIREMENTS_FILE).write_text(data, encoding="utf-8")
     env = dict(os.environ)
     (gap,) = needs.missing_here(tmp_path, "sdist", env, CONFIG.python_versions)
     assert (gap.kind, gap.value) == ("apt package", "no-such-package-pe")
     assert gap.how.endswith("apt-get install -y -qq --no-install-recommends no-such-package-pe")
     hint = needs.setup_hint(tmp_path, "sdist", env, CONFIG.python_versions)
-    assert hint.startswith("nox -s setup -- sdist installs what ci/requirements.toml lists and this machine "
-                           "lacks: apt package no-such-package-pe (")
+    assert hint.startswith(
+        "nox -s setup -- sdist installs what ci/requirements.toml lists and this machine "
+        "lacks: apt package no-such-package-pe ("
+    )
     assert needs.setup_hint(REPO, "sdist", env, CONFIG.python_versions) == ""  # this machine has it all
     assert "declares no session 'nope'" in needs.setup_hint(REPO, "nope", env, CONFIG.python_versions)

@@ -31,8 +31,11 @@ def test_a_record_matches_only_the_exact_bytes(tmp_path: Path) -> None:
 
 
 def test_unknown_versions_are_left_out(tmp_path: Path) -> None:
-    tools = provenance.toolchain(dict(os.environ), {"missing": [str(tmp_path / "no-such-tool"), "--version"],
-                                                    "sh": ["sh", "-c", "echo 'sh 1.2'"]}, {"GMP": None})
+    tools = provenance.toolchain(
+        dict(os.environ),
+        {"missing": [str(tmp_path / "no-such-tool"), "--version"], "sh": ["sh", "-c", "echo 'sh 1.2'"]},
+        {"GMP": None},
+    )
     assert tools == {"sh": "sh 1.2"}
 
 

@@ -79,8 +79,16 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GoodSet]:
     yield GoodSet(wheel, sdist, root)
 
 
-def check(files: list[Path], where: Path, *, release: bool = False, smoke: bool = False,
-          build_sdist: bool = False, env: dict[str, str] | None = None, **publish: object) -> list[Finding]:
+def check(
+    files: list[Path],
+    where: Path,
+    *,
+    release: bool = False,
+    smoke: bool = False,
+    build_sdist: bool = False,
+    env: dict[str, str] | None = None,
+    **publish: object,
+) -> list[Finding]:
     dist = af.copy_set(files, where / "dist")
     cfg = config_for(dist, where / "reports", **publish)
     return publish_check.check_dist(make_ctx(cfg, env=env), release=release, build_sdist=build_sdist, smoke=smoke)
@@ -100,8 +108,18 @@ def test_good_set_passes_every_rule_with_smoke_and_sdist_build(good: GoodSet, tm
     rules = {(f.artifact, f.rule): f for f in found}
     smoke = rules[(good.wheel.name, "smoke")]
     assert smoke.status == "pass" and "libgmp-" in smoke.detail  # loaded the wheel's own copy
-    for rule in ("zip", "twine", "version", "tags", "abi3audit", "auditwheel", "bundled-libs",
-                 "contents", "stray-files", "licenses"):
+    for rule in (
+        "zip",
+        "twine",
+        "version",
+        "tags",
+        "abi3audit",
+        "auditwheel",
+        "bundled-libs",
+        "contents",
+        "stray-files",
+        "licenses",
+    ):
         assert rules[(good.wheel.name, rule)].status == "pass", rule
     assert rules[(good.sdist.name, "sdist")].status == "pass"
     assert "W010" in rules[(good.wheel.name, "contents")].detail  # accepted for .libs only
@@ -146,12 +164,14 @@ def test_empty_dist_is_an_error(tmp_path: Path) -> None:
 def _drop(pred):
     def change(m: dict[str, bytes]) -> dict[str, bytes]:
         return {k: v for k, v in m.items() if not pred(k)}
+
     return change
 
 
 def _add(name: str, data: bytes):
     def change(m: dict[str, bytes]) -> dict[str, bytes]:
         return {**m, name: data}
+
     return change
 
 
@@ -162,25 +182,52 @@ def _retag(tags: list[str]):
 WHEEL_CASES = {
     # case id: (change to the members, new file name or None, fix RECORD, rule that must fail)
     "library-missing-from-libs": (_drop(lambda k: k.startswith("q_kangaroo.libs/")), None, True, "bundled-libs"),
-    "unconfigured-library-bundled": (_add("q_kangaroo.libs/libmpfr-0123abcd.so.6", b"\x7fELF" + b"\0" * 60),
-                                     None, True, "bundled-libs"),
-    "non-abi3-tag": (_retag(["cp311-cp311-manylinux_2_17_x86_64", "cp311-cp311-manylinux2014_x86_64"]),
-                     "q_kangaroo-0.3.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", True, "tags"),
-    "abi3-tag-above-lowest-python": (_retag(["cp312-abi3-manylinux_2_17_x86_64", "cp312-abi3-manylinux2014_x86_64"]),
-                                     "q_kangaroo-0.3.0-cp312-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-                                     True, "tags"),
-    "wrong-platform-tag": (_retag(["cp39-abi3-linux_x86_64"]), "q_kangaroo-0.3.0-cp39-abi3-linux_x86_64.whl",
-                           True, "tags"),
-    "file-name-tag-differs-from-WHEEL": (lambda m: m, "q_kangaroo-0.3.0-cp39-abi3-manylinux_2_28_x86_64.whl",
-                                         True, "tags"),
+    "unconfigured-library-bundled": (
+        _add("q_kangaroo.libs/libmpfr-0123abcd.so.6", b"\x7fELF" + b"\0" * 60),
+        None,
+        True,
+        "bundled-libs",
+    ),
+    "non-abi3-tag": (
+        _retag(["cp311-cp311-manylinux_2_17_x86_64", "cp311-cp311-manylinux2014_x86_64"]),
+        "q_kangaroo-0.3.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        True,
+        "tags",
+    ),
+    "abi3-tag-above-lowest-python": (
+        _retag(["cp312-abi3-manylinux_2_17_x86_64", "cp312-abi3-manylinux2014_x86_64"]),
+        "q_kangaroo-0.3.0-cp312-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        True,
+        "tags",
+    ),
+    "wrong-platform-tag": (
+        _retag(["cp39-abi3-linux_x86_64"]),
+        "q_kangaroo-0.3.0-cp39-abi3-linux_x86_64.whl",
+        True,
+        "tags",
+    ),
+    "file-name-tag-differs-from-WHEEL": (
+        lambda m: m,
+        "q_kangaroo-0.3.0-cp39-abi3-manylinux_2_28_x86_64.whl",
+        True,
+        "tags",
+    ),
     "metadata-version-mismatch": (lambda m: af.set_metadata(m, "Version", "0.3.1"), None, True, "version"),
     "missing-licence": (_drop(lambda k: k.endswith("licenses/GMP-LGPL-3.0.txt")), None, True, "licenses"),
-    "altered-licence": (lambda m: {k: (v + b"\nedited" if k.endswith("GMP-NOTICE.txt") else v)
-                                   for k, v in m.items()}, None, True, "licenses"),
+    "altered-licence": (
+        lambda m: {k: (v + b"\nedited" if k.endswith("GMP-NOTICE.txt") else v) for k, v in m.items()},
+        None,
+        True,
+        "licenses",
+    ),
     "stray-files": (_add("q_kangaroo/__pycache__/__init__.cpython-311.pyc", b"\0" * 16), None, True, "stray-files"),
     "stray-toplevel-folder": (_add("tests/test_secret.py", b"assert True\n"), None, True, "stray-files"),
-    "record-mismatch": (lambda m: {k: (v + b"\n# tampered\n" if k == "q_kangaroo/__init__.py" else v)
-                                   for k, v in m.items()}, None, False, "zip"),
+    "record-mismatch": (
+        lambda m: {k: (v + b"\n# tampered\n" if k == "q_kangaroo/__init__.py" else v) for k, v in m.items()},
+        None,
+        False,
+        "zip",
+    ),
     "unimportable-module-name": (_add("q_kangaroo/bad-name.py", b"x = 1\n"), None, True, "contents"),
     "broken-metadata": (lambda m: af.set_metadata(m, "Metadata-Version", "9.9"), None, True, "twine"),
 }
@@ -246,8 +293,9 @@ def test_stale_older_version_wheel(good: GoodSet, tmp_path: Path) -> None:
 def test_release_needs_every_platform_and_the_sdist(good: GoodSet, tmp_path: Path) -> None:
     found = check([good.wheel], tmp_path / "a", release=True)
     assert any("sdist" in f.detail for f in checks.failures(found) if f.rule == "release-set")
-    found = check([good.wheel, good.sdist], tmp_path / "b", release=True,
-                  platforms=("manylinux_2_17_x86_64", "win_amd64"))
+    found = check(
+        [good.wheel, good.sdist], tmp_path / "b", release=True, platforms=("manylinux_2_17_x86_64", "win_amd64")
+    )
     assert any("win_amd64" in f.detail for f in checks.failures(found) if f.rule == "release-set")
     assert checks.failures(check([good.wheel, good.sdist], tmp_path / "c", release=True)) == []
 
@@ -270,8 +318,9 @@ def test_tag_disagrees_with_the_version(good: GoodSet, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_smoke_catches_a_wheel_that_does_not_import(good: GoodSet, tmp_path: Path) -> None:
-    broken = af.rewrite(good.wheel, tmp_path / "src",
-                        _add("q_kangaroo/__init__.py", b"raise ImportError('broken on purpose')\n"))
+    broken = af.rewrite(
+        good.wheel, tmp_path / "src", _add("q_kangaroo/__init__.py", b"raise ImportError('broken on purpose')\n")
+    )
     found = check([broken], tmp_path, smoke=True)
     smoke = [f for f in found if f.rule == "smoke" and f.status == "fail"]
     assert smoke and "broken on purpose" in smoke[0].detail
@@ -291,8 +340,7 @@ def test_windows_wheels_get_the_dll_checks(good: GoodSet, tmp_path: Path) -> Non
     win_name = good.wheel.name.split("-cp39-")[0] + "-cp39-abi3-win_amd64.whl"
     win = af.rewrite(good.wheel, tmp_path / "src", _retag(["cp39-abi3-win_amd64"]), name=win_name)
     found = check([win], tmp_path / "set", smoke=True, platforms=("manylinux_2_17_x86_64", "win_amd64"))
-    cfg = config_for(tmp_path / "set" / "dist", tmp_path / "reports",
-                     platforms=("manylinux_2_17_x86_64", "win_amd64"))
+    cfg = config_for(tmp_path / "set" / "dist", tmp_path / "reports", platforms=("manylinux_2_17_x86_64", "win_amd64"))
     expected = dll.windows_wheel_findings(tmp_path / "set" / "dist" / win.name, cfg)
     for f in expected:
         assert f in found

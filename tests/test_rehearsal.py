@@ -39,8 +39,9 @@ def build_wheel(dest: Path, version: str = "1.2.3") -> Path:
     info = f"{MODULE}-{version}.dist-info"
     files = {
         f"{MODULE}/__init__.py": f"__version__ = {version!r}\n\ndef answer():\n    return 42\n".encode(),
-        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {version}\n"
-                             "Summary: publish-rehearsal test package\n").encode(),
+        f"{info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {version}\nSummary: publish-rehearsal test package\n"
+        ).encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test_rehearsal\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = "\n".join([*(_record_line(k, v) for k, v in files.items()), f"{info}/RECORD,,"]) + "\n"
@@ -55,12 +56,15 @@ def build_wheel(dest: Path, version: str = "1.2.3") -> Path:
 
 def build_sdist(dest: Path, version: str = "1.2.3") -> Path:
     top = f"{MODULE}-{version}"
-    pkg_info = (f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {version}\n"
-                "Summary: publish-rehearsal test package\n").encode()
+    pkg_info = (
+        f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {version}\nSummary: publish-rehearsal test package\n"
+    ).encode()
     path = dest / f"{top}.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
-        for name, data in ((f"{top}/PKG-INFO", pkg_info),
-                           (f"{top}/{MODULE}/__init__.py", b"def answer():\n    return 42\n")):
+        for name, data in (
+            (f"{top}/PKG-INFO", pkg_info),
+            (f"{top}/{MODULE}/__init__.py", b"def answer():\n    return 42\n"),
+        ):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tar.addfile(ti, io.BytesIO(data))
@@ -76,8 +80,13 @@ def rehearsal_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_config(tmp_path: Path, smoke: str = SMOKE) -> SuiteConfig:
     """The repository's config, pointed at the demo package and tmp folders."""
     return dataclasses.replace(
-        load_config(REPO), distribution=NAME, module=MODULE, smoke=smoke,
-        workspace=tmp_path, dist_dir=tmp_path / "dist", reports_dir=tmp_path / "reports",
+        load_config(REPO),
+        distribution=NAME,
+        module=MODULE,
+        smoke=smoke,
+        workspace=tmp_path,
+        dist_dir=tmp_path / "dist",
+        reports_dir=tmp_path / "reports",
     )
 
 
@@ -104,7 +113,8 @@ def served_url(text: str) -> str:
 
 @pytest.mark.slow
 def test_rehearsal_uploads_installs_from_the_index_and_is_refused_a_reupload(
-        tmp_path: Path, rehearsal_bin: Path) -> None:
+    tmp_path: Path, rehearsal_bin: Path
+) -> None:
     cfg = demo_config(tmp_path)
     wheel = build_wheel(cfg.dist_dir)
     sdist = build_sdist(cfg.dist_dir)
@@ -147,10 +157,27 @@ def test_an_index_that_accepts_a_reupload_fails_the_rehearsal(tmp_path: Path, re
     port = rehearsal.free_loopback_port()
     # A permissive index: no authentication and --overwrite (PyPI is neither).
     with log.open("wb") as f:
-        proc = subprocess.Popen([str(rehearsal_bin / "pypi-server"), "run", "--host", "127.0.0.1",
-                                 "--port", str(port), "-a", ".", "-P", ".", "--overwrite",
-                                 "--disable-fallback", "--health-endpoint", "/health", str(packages)],
-                                stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                str(rehearsal_bin / "pypi-server"),
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-a",
+                ".",
+                "-P",
+                ".",
+                "--overwrite",
+                "--disable-fallback",
+                "--health-endpoint",
+                "/health",
+                str(packages),
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
     index = rehearsal.Index(f"http://127.0.0.1:{port}/", log, proc)
     try:
         rehearsal.wait_until_up(index)

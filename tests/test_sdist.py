@@ -135,21 +135,26 @@ def write(root: Path, files: dict[str, str]) -> Path:
 def trimmed_workspace(root: Path) -> Path:
     """core + cli + the PyO3 crate in py/ (its own pyproject.toml); core reads
     data/table.toml from inside itself here (core/data/)."""
-    write(root, {
-        "Cargo.toml": '[workspace]\nmembers = ["core", "cli", "py"]\nresolver = "2"\n',
-        "pyproject.toml": SUITE.replace("CRATE", "py").replace("MODULE", "tinyws._tiny"),
-        "pytests/.keep": "",
-        "core/Cargo.toml": CORE_TOML,
-        "core/src/lib.rs": CORE_RS.replace("../../data/", "../data/"),
-        "core/data/table.toml": "x = 1\n",
-        "cli/Cargo.toml": CLI_TOML,
-        "cli/src/main.rs": 'fn main() {\n    println!("{}", tiny_core::answer());\n}\n',
-        "py/Cargo.toml": ('[package]\nname = "tiny-py"\nversion = "0.1.0"\nedition = "2021"\n\n'
-                          '[lib]\nname = "_tiny"\ncrate-type = ["cdylib"]\n' + PY_DEPS.replace("CORE", "../core")),
-        "py/pyproject.toml": PROJECT.replace("MODULE", "tinyws._tiny") + 'python-source = "python"\n',
-        "py/python/tinyws/__init__.py": "from tinyws._tiny import answer\n",
-        "py/src/lib.rs": PY_RS.replace("MODULE", "_tiny"),
-    })
+    write(
+        root,
+        {
+            "Cargo.toml": '[workspace]\nmembers = ["core", "cli", "py"]\nresolver = "2"\n',
+            "pyproject.toml": SUITE.replace("CRATE", "py").replace("MODULE", "tinyws._tiny"),
+            "pytests/.keep": "",
+            "core/Cargo.toml": CORE_TOML,
+            "core/src/lib.rs": CORE_RS.replace("../../data/", "../data/"),
+            "core/data/table.toml": "x = 1\n",
+            "cli/Cargo.toml": CLI_TOML,
+            "cli/src/main.rs": 'fn main() {\n    println!("{}", tiny_core::answer());\n}\n',
+            "py/Cargo.toml": (
+                '[package]\nname = "tiny-py"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                '[lib]\nname = "_tiny"\ncrate-type = ["cdylib"]\n' + PY_DEPS.replace("CORE", "../core")
+            ),
+            "py/pyproject.toml": PROJECT.replace("MODULE", "tinyws._tiny") + 'python-source = "python"\n',
+            "py/python/tinyws/__init__.py": "from tinyws._tiny import answer\n",
+            "py/src/lib.rs": PY_RS.replace("MODULE", "_tiny"),
+        },
+    )
     subprocess.run(["cargo", "generate-lockfile", "--offline"], cwd=root, check=True, capture_output=True)
     return root
 
@@ -158,20 +163,27 @@ def root_crate_workspace(root: Path) -> Path:
     """The PyO3 crate at the workspace root (its pyproject.toml there too),
     core and cli as members; core reads data/table.toml of the workspace
     root, which the root crate keeps out of its cargo package."""
-    write(root, {
-        "Cargo.toml": ('[package]\nname = "tiny-py"\nversion = "0.1.0"\nedition = "2021"\n'
-                       '# data/ is not part of the crate published to crates.io\nexclude = ["/data"]\n\n'
-                       '[lib]\nname = "tinyws"\ncrate-type = ["cdylib"]\n' + PY_DEPS.replace("CORE", "core")
-                       + '\n[workspace]\nmembers = ["core", "cli"]\nresolver = "2"\n'),
-        "pyproject.toml": PROJECT.replace("MODULE", "tinyws") + SUITE.replace("CRATE", ".").replace("MODULE", "tinyws"),
-        "pytests/.keep": "",
-        "data/table.toml": "x = 1\n",
-        "core/Cargo.toml": CORE_TOML,
-        "core/src/lib.rs": CORE_RS,
-        "cli/Cargo.toml": CLI_TOML,
-        "cli/src/main.rs": 'fn main() {\n    println!("{}", tiny_core::answer());\n}\n',
-        "src/lib.rs": PY_RS.replace("MODULE", "tinyws"),
-    })
+    write(
+        root,
+        {
+            "Cargo.toml": (
+                '[package]\nname = "tiny-py"\nversion = "0.1.0"\nedition = "2021"\n'
+                '# data/ is not part of the crate published to crates.io\nexclude = ["/data"]\n\n'
+                '[lib]\nname = "tinyws"\ncrate-type = ["cdylib"]\n'
+                + PY_DEPS.replace("CORE", "core")
+                + '\n[workspace]\nmembers = ["core", "cli"]\nresolver = "2"\n'
+            ),
+            "pyproject.toml": PROJECT.replace("MODULE", "tinyws")
+            + SUITE.replace("CRATE", ".").replace("MODULE", "tinyws"),
+            "pytests/.keep": "",
+            "data/table.toml": "x = 1\n",
+            "core/Cargo.toml": CORE_TOML,
+            "core/src/lib.rs": CORE_RS,
+            "cli/Cargo.toml": CLI_TOML,
+            "cli/src/main.rs": 'fn main() {\n    println!("{}", tiny_core::answer());\n}\n',
+            "src/lib.rs": PY_RS.replace("MODULE", "tinyws"),
+        },
+    )
     subprocess.run(["cargo", "generate-lockfile", "--offline"], cwd=root, check=True, capture_output=True)
     return root
 
@@ -181,8 +193,9 @@ def session_ctx(root: Path) -> tuple[Context, io.StringIO]:
     for name in ("CARGO_TARGET_DIR", "GITHUB_ACTIONS"):
         base.pop(name, None)
     out = io.StringIO()
-    return Context(config=load_config(root), console=Console(stream=out), base_env=base,
-                   model=load_project(root, base)), out
+    return Context(
+        config=load_config(root), console=Console(stream=out), base_env=base, model=load_project(root, base)
+    ), out
 
 
 def retar(src: Path, dest: Path, edits: dict[str, Callable[[bytes], bytes]]) -> Path:
@@ -235,7 +248,8 @@ def test_lock_problems_name_the_package_and_both_versions(tmp_path: Path) -> Non
     moved.write_text(text.replace('name = "once_cell"\nversion = "1.21.4"', 'name = "once_cell"\nversion = "1.20.0"'))
     assert sdists.lock_problems(repo, repo) == []
     assert sdists.lock_problems(repo, sdists.read_lock(moved)) == [
-        "once_cell resolves to 1.20.0 in the sdist, the repository's Cargo.lock pins 1.21.4"]
+        "once_cell resolves to 1.20.0 in the sdist, the repository's Cargo.lock pins 1.21.4"
+    ]
     # A package the repository does not lock at all, and a changed checksum.
     extra = dict(sdists.read_lock(moved))
     extra[("itoa", "1.0.18", sdists.CRATES_IO)] = ""
@@ -260,13 +274,20 @@ def test_missing_files_are_read_from_real_rustc_output(tmp_path: Path) -> None:
     if shutil.which("rustc") is None:
         pytest.skip("rustc not installed")
     write(tmp_path, {"core/src/lib.rs": "\n" + CORE_RS})
-    proc = subprocess.run(["rustc", "--crate-type", "lib", "--edition", "2021", "--out-dir", str(tmp_path / "o"),
-                           "core/src/lib.rs"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["rustc", "--crate-type", "lib", "--edition", "2021", "--out-dir", str(tmp_path / "o"), "core/src/lib.rs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0
     assert sdists.missing_files(proc.stderr, tmp_path, tmp_path) == [("data/table.toml", "core/src/lib.rs:2")]
     # The same, printed with absolute paths (a crate outside the workspace root).
     absolute = proc.stderr.replace("core/src", f"{tmp_path}/core/src")
-    assert sdists.missing_files(absolute, tmp_path, tmp_path / "elsewhere") == [("data/table.toml", "core/src/lib.rs:2")]
+    assert sdists.missing_files(absolute, tmp_path, tmp_path / "elsewhere") == [
+        ("data/table.toml", "core/src/lib.rs:2")
+    ]
     # A file a registry crate (outside the unpacked sdist) cannot read is not the sdist's.
     assert sdists.missing_files(proc.stderr, tmp_path / "other", tmp_path) == []
 
@@ -295,8 +316,13 @@ def test_a_trimmed_workspace_is_proven_and_a_tampered_one_fails_right_after(trim
     assert "cli/Cargo.toml" not in names and "core/data/table.toml" in names  # maturin trimmed cli
     # The false failure the proof avoids: the full Cargo.lock still names tiny-cli.
     unpacked = sdists.unpack(trimmed.sdist, private_tmp / "look")
-    locked = subprocess.run(["cargo", "metadata", "--offline", "--locked", "--format-version", "1"], cwd=unpacked,
-                            capture_output=True, text=True, check=False)
+    locked = subprocess.run(
+        ["cargo", "metadata", "--offline", "--locked", "--format-version", "1"],
+        cwd=unpacked,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert locked.returncode != 0 and "cannot update the lock file" in locked.stderr
     shutil.rmtree(private_tmp / "look")
 
@@ -314,8 +340,11 @@ def test_a_trimmed_workspace_is_proven_and_a_tampered_one_fails_right_after(trim
         assert not (home / "bin").exists() and not (home / "config.toml").exists()
     assert list(private_tmp.iterdir()) == []  # the private build is gone
 
-    broken = retar(trimmed.sdist, private_tmp.parent / "tinyws-0.1.0.tar.gz",
-                   {"core/src/lib.rs": lambda b: b + b"\npub fn broken( {\n"})
+    broken = retar(
+        trimmed.sdist,
+        private_tmp.parent / "tinyws-0.1.0.tar.gz",
+        {"core/src/lib.rs": lambda b: b + b"\npub fn broken( {\n"},
+    )
     with pytest.raises(CheckFailed) as info:
         sdists.build_from_sdist(trimmed.ctx, broken)
     message = info.value.message
@@ -327,19 +356,27 @@ def test_a_trimmed_workspace_is_proven_and_a_tampered_one_fails_right_after(trim
 @pytest.mark.slow
 def test_a_version_the_sdist_would_move_fails_naming_it(trimmed: Built, private_tmp: Path) -> None:
     assert 'name = "cfg-if"\nversion = "1.0.5"' in (trimmed.ctx.config.workspace / "Cargo.lock").read_text()
-    moved = retar(trimmed.sdist, private_tmp.parent / "tinyws-0.1.0.tar.gz",
-                  {"core/Cargo.toml": lambda b: b.replace(b'cfg-if = "1"', b'cfg-if = "=1.0.4"')})
+    moved = retar(
+        trimmed.sdist,
+        private_tmp.parent / "tinyws-0.1.0.tar.gz",
+        {"core/Cargo.toml": lambda b: b.replace(b'cfg-if = "1"', b'cfg-if = "=1.0.4"')},
+    )
     with pytest.raises(CheckFailed) as info:
         sdists.build_from_sdist(trimmed.ctx, moved)
-    assert info.value.message == ("the sdist does not build with the versions Cargo.lock pins: "
-                                  "cfg-if resolves to 1.0.4 in the sdist, the repository's Cargo.lock pins 1.0.5")
+    assert info.value.message == (
+        "the sdist does not build with the versions Cargo.lock pins: "
+        "cfg-if resolves to 1.0.4 in the sdist, the repository's Cargo.lock pins 1.0.5"
+    )
     assert list(private_tmp.iterdir()) == []
 
 
 @pytest.mark.slow
 def test_a_crate_that_was_never_downloaded_fails_offline_with_the_fetch_hint(trimmed: Built, private_tmp: Path) -> None:
-    missing = retar(trimmed.sdist, private_tmp.parent / "tinyws-0.1.0.tar.gz",
-                    {"core/Cargo.toml": lambda b: b.replace(b'once_cell = "1"', b'once_cell = "=1.0.0"')})
+    missing = retar(
+        trimmed.sdist,
+        private_tmp.parent / "tinyws-0.1.0.tar.gz",
+        {"core/Cargo.toml": lambda b: b.replace(b'once_cell = "1"', b'once_cell = "=1.0.0"')},
+    )
     with pytest.raises(CheckFailed) as info:
         sdists.build_from_sdist(trimmed.ctx, missing)
     assert info.value.message.startswith("cargo cannot resolve the sdist's dependencies offline: error: ")
@@ -358,12 +395,15 @@ def test_the_advice_fits_the_layout(trimmed: Built, tmp_path: Path) -> None:
     assert sdists.include_advice(cfg, "data/table.toml", "core/src/lib.rs:1") == (
         "the sdist lacks data/table.toml, which core/src/lib.rs:1 reads: "
         "move the file into the crate that reads it (core/) and adjust the path; tool.maturin.include in "
-        "py/pyproject.toml cannot carry it (maturin takes those paths from under py/ and puts them at the sdist's top)")
+        "py/pyproject.toml cannot carry it (maturin takes those paths from under py/ and puts them at the sdist's top)"
+    )
     assert sdists.include_advice(cfg, "core/data/table.toml", "core/src/lib.rs:1") == (
         "the sdist lacks core/data/table.toml, which core/src/lib.rs:1 reads: core/Cargo.toml keeps it out of "
-        "the crate's package (package.include/exclude): let it in")
+        "the crate's package (package.include/exclude): let it in"
+    )
     assert sdists.include_advice(cfg, "gen/t.toml", "core/src/lib.rs:9").startswith(
-        "the sdist lacks gen/t.toml, which core/src/lib.rs:9 reads (it is not in the repository either): ")
+        "the sdist lacks gen/t.toml, which core/src/lib.rs:9 reads (it is not in the repository either): "
+    )
 
 
 @pytest.mark.slow
@@ -372,17 +412,22 @@ def test_sdist_session_names_a_file_the_sdist_lacks_then_passes_with_include(tmp
     ws = drop_suite_into(root_crate_workspace(tmp_path / "ws"))
     proc = run_nox(ws, "-s", "sdist")
     text = assert_clean_failure(proc)
-    line = ('error: the sdist lacks data/table.toml, which core/src/lib.rs:1 reads: add include = '
-            '[{ path = "data/table.toml", format = "sdist" }] to [tool.maturin] in pyproject.toml, '
-            "or move the file into the crate that reads it (core/) and adjust the path\n")
+    line = (
+        "error: the sdist lacks data/table.toml, which core/src/lib.rs:1 reads: add include = "
+        '[{ path = "data/table.toml", format = "sdist" }] to [tool.maturin] in pyproject.toml, '
+        "or move the file into the crate that reads it (core/) and adjust the path\n"
+    )
     assert line in text, text[-4000:]
     assert text.count("error: the sdist lacks") == 1
     assert not (ws / "dist").exists() or list((ws / "dist").iterdir()) == []
 
     pyproject = ws / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(
-        'features = ["pyo3/extension-module"]\n',
-        'features = ["pyo3/extension-module"]\ninclude = [{ path = "data/**/*", format = "sdist" }]\n'))
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'features = ["pyo3/extension-module"]\n',
+            'features = ["pyo3/extension-module"]\ninclude = [{ path = "data/**/*", format = "sdist" }]\n',
+        )
+    )
     text = assert_ok(run_nox(ws, "-s", "sdist"))
     assert "offline build  ok, imported as: answer 6" in text
     assert "left out       tiny-cli (workspace members the python crate does not need)" in text

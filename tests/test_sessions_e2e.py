@@ -152,6 +152,7 @@ def test_error_on_missing_interpreters_flag_locally(fixture_ws: Path) -> None:
 
 # --- bad input: clear message, non-zero exit, no traceback -------------------
 
+
 def test_bad_config_key(fixture_ws: Path) -> None:
     with edited_config(fixture_ws, "python-versions =", "pyhton-versions ="):
         proc = run_nox(fixture_ws, "-s", "rust-tests")
@@ -172,8 +173,7 @@ def test_missing_cargo(fixture_ws: Path, tmp_path: Path) -> None:
 
 def test_missing_gmp(workspace: Path, tmp_path: Path) -> None:
     # The C compiler cargo's build scripts would use cannot see GMP.
-    proc = run_nox(workspace, "-s", "rust-tests",
-                   env={"CC": f"gcc --sysroot={tmp_path} -nostdinc"})
+    proc = run_nox(workspace, "-s", "rust-tests", env={"CC": f"gcc --sysroot={tmp_path} -nostdinc"})
     assert_clean_failure(
         proc,
         "GMP: the header <gmp.h> was not found",

@@ -36,20 +36,39 @@ CONFIG = load_config(REPO)
 # What .ci/run installed with its own apt-get line before it called the
 # set-up entry (commit ddcc37b), plus its `rustup target add`.
 OLD_CI_RUN_APT = {
-    "gcc", "libc6-dev", "libgmp-dev", "git", "ca-certificates", "m4", "make", "pkg-config", "llvm-22",
-    "gcc-mingw-w64-x86-64-win32", "binutils-mingw-w64-x86-64", "rustc-web", "cargo-web", "rust-web-src",
-    "wine", "wine64",
+    "gcc",
+    "libc6-dev",
+    "libgmp-dev",
+    "git",
+    "ca-certificates",
+    "m4",
+    "make",
+    "pkg-config",
+    "llvm-22",
+    "gcc-mingw-w64-x86-64-win32",
+    "binutils-mingw-w64-x86-64",
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "wine",
+    "wine64",
 }
 OLD_CI_RUN_TARGETS = {"x86_64-pc-windows-gnu"}
-on_debian = pytest.mark.skipif(not (shutil.which("dpkg-query") and shutil.which("apt-get") and shutil.which("rustup")),
-                               reason="a Debian/Ubuntu machine with rustup")
+on_debian = pytest.mark.skipif(
+    not (shutil.which("dpkg-query") and shutil.which("apt-get") and shutil.which("rustup")),
+    reason="a Debian/Ubuntu machine with rustup",
+)
 
 
 def run_setup(*posargs: str, root: Path = REPO) -> str:
     """``setup.run`` in-process, as nox would call it; what it printed."""
     stream = io.StringIO()
-    ctx = Context(config=dataclasses.replace(CONFIG, root=root), console=Console(stream=stream),
-                  posargs=posargs, base_env=dict(os.environ))
+    ctx = Context(
+        config=dataclasses.replace(CONFIG, root=root),
+        console=Console(stream=stream),
+        posargs=posargs,
+        base_env=dict(os.environ),
+    )
     try:
         setup.run(ctx)
     finally:
@@ -66,8 +85,11 @@ def ci_run_sessions() -> list[str]:
 
 
 def apt_packages(text: str) -> set[str]:
-    lines = re.findall(r"\$ (?:sudo DEBIAN_FRONTEND=noninteractive )?apt-get install -y -qq "
-                       r"--no-install-recommends (.+)", text)
+    lines = re.findall(
+        r"\$ (?:sudo DEBIAN_FRONTEND=noninteractive )?apt-get install -y -qq "
+        r"--no-install-recommends (.+)",
+        text,
+    )
     return {p for line in lines for p in line.split()}
 
 
@@ -95,8 +117,18 @@ def test_ci_run_sets_up_what_it_used_to_install() -> None:
     """The union of the table's needs for the sessions .ci/run sets up is
     what .ci/run installed by hand before (on its Debian 12 machine)."""
     sessions = ci_run_sessions()
-    tested = {"rust-tests", "python-tests", "sdist", "linux-wheel", "windows-gnu-wheel", "publish-check",
-              "coverage", "lint", "lint-workflows", "publish-rehearsal"}
+    tested = {
+        "rust-tests",
+        "python-tests",
+        "sdist",
+        "linux-wheel",
+        "windows-gnu-wheel",
+        "publish-check",
+        "coverage",
+        "lint",
+        "lint-workflows",
+        "publish-rehearsal",
+    }
     assert tested <= set(sessions)
     text = run_setup("--dry-run", "--distro=debian-12", *sessions)
     assert apt_packages(text) == OLD_CI_RUN_APT
@@ -118,11 +150,14 @@ def test_dry_run_for_another_distribution() -> None:
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    ((), "setup: name the sessions to set up"),
-    (("--force", "sdist"), "setup: unknown option '--force'"),
-    (("sdits",), "declares no session 'sdits'"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "setup: name the sessions to set up"),
+        (("--force", "sdist"), "setup: unknown option '--force'"),
+        (("sdits",), "declares no session 'sdits'"),
+    ],
+)
 def test_bad_arguments_are_one_line(args: tuple[str, ...], expected: str) -> None:
     with pytest.raises(ConfigError) as e:
         run_setup(*args)
@@ -151,8 +186,11 @@ def test_setup_finds_everything_present_here() -> None:
 
 def table_with(tmp_path: Path, extra_apt: str) -> Path:
     (tmp_path / "ci").mkdir(parents=True)
-    text = (REPO / needs.REQUIREMENTS_FILE).read_text(encoding="utf-8").replace(
-        "[sessions.publish-rehearsal.linux]\n", f'[sessions.publish-rehearsal.linux]\napt = ["{extra_apt}"]\n')
+    text = (
+        (REPO / needs.REQUIREMENTS_FILE)
+        .read_text(encoding="utf-8")
+        .replace("[sessions.publish-rehearsal.linux]\n", f'[sessions.publish-rehearsal.linux]\napt = ["{extra_apt}"]\n')
+    )
     (tmp_path / needs.REQUIREMENTS_FILE).write_text(text, encoding="utf-8")
     return tmp_path
 
@@ -167,8 +205,11 @@ def test_setup_installs_an_apt_package_then_finds_it(tmp_path: Path) -> None:
     root = table_with(tmp_path, "hello")
     try:
         text = run_setup("publish-rehearsal", root=root)
-        assert re.search(r"apt package hello\s+installed\s+(sudo DEBIAN_FRONTEND=noninteractive )?apt-get install "
-                         r"-y -qq --no-install-recommends hello", text), text
+        assert re.search(
+            r"apt package hello\s+installed\s+(sudo DEBIAN_FRONTEND=noninteractive )?apt-get install "
+            r"-y -qq --no-install-recommends hello",
+            text,
+        ), text
         assert re.search(r"installed\s+1", text)
         again = run_setup("publish-rehearsal", root=root)
         assert re.search(r"apt package hello\s+present", again)
@@ -220,13 +261,15 @@ def test_wheel_tests_run_pytest_against_the_built_file(built: Path) -> None:
     assert "13 passed" in text and "(= the wheel's file, SHA-256)" in text
     # Nothing rebuilt: no maturin or cargo command ran (cargo metadata, which reads the project, aside).
     ran = re.findall(r"^\$ (\S+)(?: (\S+))?", text, re.M)
-    assert not [r for r in ran if Path(r[0]).name in ("maturin", "rustc") or
-                (Path(r[0]).name == "cargo" and r[1] != "metadata")], ran
+    assert not [
+        r for r in ran if Path(r[0]).name in ("maturin", "rustc") or (Path(r[0]).name == "cargo" and r[1] != "metadata")
+    ], ran
     assert wheel.stat().st_mtime_ns == before
     assert (built / "reports" / "wheel-tests" / "junit-py3.12.xml").is_file()
     # A folder (dist/ by default): the wheel of this platform is picked.
     (built / "dist" / wheel.name.replace("manylinux_2_17_x86_64.manylinux2014_x86_64", "win_amd64")).write_bytes(
-        wheel.read_bytes())
+        wheel.read_bytes()
+    )
     text = assert_ok(run_nox(built, "-s", "wheel-tests", "-p", "3.9"))
     assert wheel.name in text and "13 passed" in text
 
@@ -234,20 +277,27 @@ def test_wheel_tests_run_pytest_against_the_built_file(built: Path) -> None:
 @pytest.mark.slow
 def test_wheel_tests_refuse_bad_input(built: Path, tmp_path: Path) -> None:
     wheel = only_wheel(built)
-    assert_clean_failure(run_nox(built, "-s", "wheel-tests", "-p", "3.12", "--", "dist/nope.whl"),
-                         "wheel-tests: dist/nope.whl does not exist")
+    assert_clean_failure(
+        run_nox(built, "-s", "wheel-tests", "-p", "3.12", "--", "dist/nope.whl"),
+        "wheel-tests: dist/nope.whl does not exist",
+    )
     other = tmp_path / "other"
     other.mkdir()
     win = other / wheel.name.replace("manylinux_2_17_x86_64.manylinux2014_x86_64", "win_amd64")
     shutil.copy2(wheel, win)
-    assert_clean_failure(run_nox(built, "-s", "wheel-tests", "-p", "3.12", "--", str(other)),
-                         "no wheel of q-kangaroo in", "installs on this interpreter", win.name)
+    assert_clean_failure(
+        run_nox(built, "-s", "wheel-tests", "-p", "3.12", "--", str(other)),
+        "no wheel of q-kangaroo in",
+        "installs on this interpreter",
+        win.name,
+    )
     two = tmp_path / "two"
     two.mkdir()
     shutil.copy2(wheel, two / wheel.name)
     shutil.copy2(wheel, two / wheel.name.replace("cp39-abi3", "cp312-abi3"))
-    assert_clean_failure(run_nox(built, "-s", "wheel-tests", "-p", "3.12", "--", str(two)),
-                         "2 wheels of q-kangaroo in", "name one")
+    assert_clean_failure(
+        run_nox(built, "-s", "wheel-tests", "-p", "3.12", "--", str(two)), "2 wheels of q-kangaroo in", "name one"
+    )
 
 
 @pytest.mark.slow
@@ -262,8 +312,11 @@ def test_wheel_tests_prove_the_imported_module_is_the_wheels(built: Path) -> Non
     data = installed.read_bytes()
     installed.unlink()  # uv hard-links from its cache: never write through the link
     installed.write_bytes(data + b"\0")
-    assert_clean_failure(run_nox(built, "-s", "wheel-tests", "-p", "3.13", "--", f"dist/{wheel.name}"),
-                         "which is not the file in", wheel.name)
+    assert_clean_failure(
+        run_nox(built, "-s", "wheel-tests", "-p", "3.13", "--", f"dist/{wheel.name}"),
+        "which is not the file in",
+        wheel.name,
+    )
 
 
 @pytest.mark.slow
@@ -285,8 +338,20 @@ def lock_only_nox(dest: Path) -> Path:
     """A fresh venv (not on PATH) with nox installed only from the hashed lock."""
     venv.create(dest, with_pip=True)
     python = dest / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--require-hashes", "-r", str(REPO / "ci" / "requirements-nox.txt")], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+            str(REPO / "ci" / "requirements-nox.txt"),
+        ],
+        check=True,
+    )
     return python
 
 
@@ -297,16 +362,26 @@ def test_release_tag_passes_from_a_fresh_clone_with_nox_from_the_lock(tmp_path: 
     python = lock_only_nox(tmp_path / "nox-venv")
     ws = copy_repo(tmp_path / "clone")
     start = time.monotonic()
-    proc = subprocess.run([str(python), "-m", "nox", "--no-color", "-t", "release"], cwd=ws, env=nox_env(),
-                          capture_output=True, text=True, timeout=3600, check=False)
+    proc = subprocess.run(
+        [str(python), "-m", "nox", "--no-color", "-t", "release"],
+        cwd=ws,
+        env=nox_env(),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     text = output(proc)
     bad = re.findall(r"^nox > \* (\S+): (?!success)", text, re.M)
     first = text.find(f"nox > Running session {bad[0]}") if bad else -1
-    assert proc.returncode == 0, text[first:first + 6000] if first >= 0 else text[-6000:]
+    assert proc.returncode == 0, text[first : first + 6000] if first >= 0 else text[-6000:]
     sys.stderr.write(f"nox -t release from a fresh clone: {time.monotonic() - start:.0f}s\n")
     for session in ("sdist", "linux-wheel", "windows-gnu-wheel", "publish-check", "publish-rehearsal"):
         assert f"* {session}: success" in text, session
     assert "setup" not in re.findall(r"^nox > \* (\S+):", text, re.M)  # no plan runs the set-up entry
     dist = sorted(p.name for p in (ws / "dist").iterdir())
-    assert any(n.endswith(".tar.gz") for n in dist) and any("manylinux" in n for n in dist) \
-        and any("win_amd64" in n for n in dist), dist
+    assert (
+        any(n.endswith(".tar.gz") for n in dist)
+        and any("manylinux" in n for n in dist)
+        and any("win_amd64" in n for n in dist)
+    ), dist

@@ -13,8 +13,7 @@ from ci.blocks import toolchain
 from ci.core.config import NativeLibrary
 from ci.core.errors import ToolMissing
 
-GMP = NativeLibrary("GMP", "gmp.h", "gmp", debian="libgmp-dev", yum="gmp-devel",
-                    msys2="mingw-w64-x86_64-gmp")
+GMP = NativeLibrary("GMP", "gmp.h", "gmp", debian="libgmp-dev", yum="gmp-devel", msys2="mingw-w64-x86_64-gmp")
 
 
 def test_gmp_is_found_here() -> None:
@@ -22,8 +21,9 @@ def test_gmp_is_found_here() -> None:
 
 
 def test_missing_header_names_the_packages() -> None:
-    lib = NativeLibrary("Foo", "surely_missing_foo.h", "foo", debian="libfoo-dev",
-                        yum="foo-devel", msys2="mingw-w64-x86_64-foo")
+    lib = NativeLibrary(
+        "Foo", "surely_missing_foo.h", "foo", debian="libfoo-dev", yum="foo-devel", msys2="mingw-w64-x86_64-foo"
+    )
     with pytest.raises(ToolMissing) as info:
         toolchain.require_native([lib], os.environ)
     text = str(info.value)

@@ -114,26 +114,34 @@ def synthetic(pe_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     """A small real wheel (extension + libfoo-1.dll) repaired by delvewheel, and its config."""
     tmp = tmp_path_factory.mktemp("synthetic")
     info = "demo-1.0.dist-info"
-    raw = write_wheel(tmp / "demo-1.0-cp39-abi3-win_amd64.whl", {
-        "demo/__init__.py": b'"""demo"""\nfrom ._core import *\n',
-        "demo/_core.pyd": pe_files["_core.pyd"].read_bytes(),
-        f"{info}/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp39-abi3-win_amd64\n",
-    })
+    raw = write_wheel(
+        tmp / "demo-1.0-cp39-abi3-win_amd64.whl",
+        {
+            "demo/__init__.py": b'"""demo"""\nfrom ._core import *\n',
+            "demo/_core.pyd": pe_files["_core.pyd"].read_bytes(),
+            f"{info}/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+            f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp39-abi3-win_amd64\n",
+        },
+    )
     out = tmp / "repaired"
     delvewheel = [sys.executable, "-m", "delvewheel"]
-    subprocess.run([*delvewheel, "repair", "--add-path", str(pe_files["libfoo-1.dll"].parent),
-                    "-w", str(out), str(raw)], check=True, capture_output=True)
+    subprocess.run(
+        [*delvewheel, "repair", "--add-path", str(pe_files["libfoo-1.dll"].parent), "-w", str(out), str(raw)],
+        check=True,
+        capture_output=True,
+    )
     repaired = next(out.glob("*.whl"))
     (tmp / "LICENSE-foo.txt").write_text("libfoo licence\n")
-    wheel = rewrite(repaired, tmp / "good" / repaired.name,
-                    add={f"{info}/licenses/LICENSE-foo.txt": b"libfoo licence\n"})
+    wheel = rewrite(
+        repaired, tmp / "good" / repaired.name, add={f"{info}/licenses/LICENSE-foo.txt": b"libfoo licence\n"}
+    )
     base = load_config(ROOT)
     cfg = dataclasses.replace(
         base,
         root=tmp,
-        windows_wheel=dataclasses.replace(base.windows_wheel, bundled_dlls=("libfoo-1.dll",),
-                                          licenses={"libfoo": ("LICENSE-foo.txt",)}),
+        windows_wheel=dataclasses.replace(
+            base.windows_wheel, bundled_dlls=("libfoo-1.dll",), licenses={"libfoo": ("LICENSE-foo.txt",)}
+        ),
         publish=PublishConfig(),
     )
     return wheel, cfg
@@ -183,33 +191,45 @@ def catalogue(pe: dict[str, Path]) -> dict[str, tuple[Callable[[Path, Path], Pat
     return {
         "bundled DLL removed": (
             lambda w, o: rewrite(w, o, drop=lambda n: n.endswith(".dll") and ".libs/" in n),
-            {"pe-closure", "bundled-dlls"}, "neither in the wheel nor a Windows system DLL",
+            {"pe-closure", "bundled-dlls"},
+            "neither in the wheel nor a Windows system DLL",
         ),
         "bundled DLL imports a missing DLL": (
             lambda w, o: rewrite(w, o, add={f"{libs_dir(w)}/libbroken-1.dll": pe["libbroken-1.dll"].read_bytes()}),
-            {"pe-closure", "dll-licenses"}, "libbroken-1.dll imports libmissing-7.dll",
+            {"pe-closure", "dll-licenses"},
+            "libbroken-1.dll imports libmissing-7.dll",
         ),
         "extension imports python312.dll": (
             lambda w, o: rewrite(w, o, replace={member(w, r"[^/]+/_core\.pyd"): pe["py312.pyd"].read_bytes()}),
-            {"abi3-python-dll"}, "python312.dll",
+            {"abi3-python-dll"},
+            "python312.dll",
         ),
         "no os.add_dll_directory patch": (
             lambda w, o: rewrite(w, o, replace={member(w, r"[^/]+/__init__\.py"): unpatched_init(w)}),
-            {"dll-search-path"}, "os.add_dll_directory",
+            {"dll-search-path"},
+            "os.add_dll_directory",
         ),
         "licence of a bundled DLL missing": (
             lambda w, o: rewrite(w, o, drop=lambda n: ".dist-info/licenses/" in n),
-            {"dll-licenses"}, "missing from .dist-info/licenses/",
+            {"dll-licenses"},
+            "missing from .dist-info/licenses/",
         ),
         "a .dll that is no PE file": (
             lambda w, o: rewrite(w, o, add={f"{libs_dir(w)}/garbage.dll": b"MZ but not really"}),
-            {"pe-parse"}, "not a readable PE file",
+            {"pe-parse"},
+            "not a readable PE file",
         ),
     }
 
 
-CASES = ["bundled DLL removed", "bundled DLL imports a missing DLL", "extension imports python312.dll",
-         "no os.add_dll_directory patch", "licence of a bundled DLL missing", "a .dll that is no PE file"]
+CASES = [
+    "bundled DLL removed",
+    "bundled DLL imports a missing DLL",
+    "extension imports python312.dll",
+    "no os.add_dll_directory patch",
+    "licence of a bundled DLL missing",
+    "a .dll that is no PE file",
+]
 
 
 def failing_rules(wheel: Path, cfg) -> tuple[set[str], list[str]]:
@@ -242,11 +262,14 @@ def test_broken_synthetic_wheel_is_rejected(case: str, synthetic, pe_files, tmp_
 @needs_mingw
 def test_missing_import_named_even_when_unbundled(pe_files, tmp_path: Path) -> None:
     """A wheel that was never repaired: the extension's own DLL is reported."""
-    wheel = write_wheel(tmp_path / "demo-1.0-cp39-abi3-win_amd64.whl", {
-        "demo/__init__.py": b"",
-        "demo/_core.pyd": pe_files["_core.pyd"].read_bytes(),
-        "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
-    })
+    wheel = write_wheel(
+        tmp_path / "demo-1.0-cp39-abi3-win_amd64.whl",
+        {
+            "demo/__init__.py": b"",
+            "demo/_core.pyd": pe_files["_core.pyd"].read_bytes(),
+            "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        },
+    )
     failed, details = failing_rules(wheel, load_config(ROOT))
     assert "pe-closure" in failed
     assert any("demo/_core.pyd imports libfoo-1.dll" in d for d in details)

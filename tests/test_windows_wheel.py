@@ -33,8 +33,9 @@ HAS_MINGW = bool(shutil.which("x86_64-w64-mingw32-gcc"))
 
 
 def context(env: dict[str, str], posargs: tuple[str, ...] = ()) -> Context:
-    return Context(config=load_config(ROOT), console=Console(stream=io.StringIO()), posargs=posargs,
-                   tool_bin=None, base_env=env)
+    return Context(
+        config=load_config(ROOT), console=Console(stream=io.StringIO()), posargs=posargs, tool_bin=None, base_env=env
+    )
 
 
 def test_unknown_argument_is_a_config_error() -> None:
@@ -69,11 +70,14 @@ def test_missing_tools_name_the_exact_install_commands(tmp_path: Path) -> None:
     assert "-- --setup" in text
 
 
-@pytest.mark.parametrize("missing", [
-    [windows.Missing("a Rust", windows.APT_RUST, ("mingw-w64-x86_64-rust",))],
-    [windows.Missing("gcc", msys2=("mingw-w64-x86_64-gcc",))],
-    [],
-])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        [windows.Missing("a Rust", windows.APT_RUST, ("mingw-w64-x86_64-rust",))],
+        [windows.Missing("gcc", msys2=("mingw-w64-x86_64-gcc",))],
+        [],
+    ],
+)
 def test_msys2_hint_names_every_package_whatever_is_missing(missing: list[windows.Missing]) -> None:
     """The hint must not depend on which pieces this machine happened to lack."""
     hint = windows.setup_hint(missing, wine=False)
@@ -85,7 +89,7 @@ def fake_rust(folder: Path, host: str, sysroot: Path) -> None:
     (folder / "rustc").write_text(
         "#!/bin/sh\n"
         f'if [ "$1" = "-vV" ]; then printf "rustc 1.99.0\\nhost: {host}\\nrelease: 1.99.0\\n"; '
-        f'else echo {sysroot}; fi\n'
+        f"else echo {sysroot}; fi\n"
     )
     (folder / "cargo").write_text("#!/bin/sh\necho cargo 1.99.0\n")
     for name in ("rustc", "cargo"):
@@ -121,8 +125,9 @@ def test_route_is_native_when_the_host_is_the_target(tmp_path: Path) -> None:
     assert route is not None and route.name == "native" and not route.cross
 
 
-@pytest.mark.skipif(not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(),
-                    reason="needs Debian's rustc-web + rust-web-src")
+@pytest.mark.skipif(
+    not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(), reason="needs Debian's rustc-web + rust-web-src"
+)
 def test_debian_rustc_web_gives_the_build_std_route() -> None:
     """Debian's rustc-web carries its std source: the build-std route, which
     auto takes only when no rustup target (prebuilt std) is installed."""
@@ -200,11 +205,20 @@ def test_probe_compiler_links_for_windows_and_runs_here(mingw_gmp: Path, tmp_pat
 
     def probe_cc(prefix: Path) -> int:
         return subprocess.run(
-            [sys.executable, "-c",
-             f"import sys; sys.path.insert(0, {str(ROOT)!r}); from ci.blocks.mingw import probe_cc_main; "
-             f"sys.exit(probe_cc_main(sys.argv[1:], 'x86_64-w64-mingw32-gcc', 'gcc', {str(prefix)!r}))",
-             "-fPIC", "system_gmp.c", "-lgmp", "-o", "system_gmp.exe"],
-            cwd=tmp_path, check=False, capture_output=True,
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {str(ROOT)!r}); from ci.blocks.mingw import probe_cc_main; "
+                f"sys.exit(probe_cc_main(sys.argv[1:], 'x86_64-w64-mingw32-gcc', 'gcc', {str(prefix)!r}))",
+                "-fPIC",
+                "system_gmp.c",
+                "-lgmp",
+                "-o",
+                "system_gmp.exe",
+            ],
+            cwd=tmp_path,
+            check=False,
+            capture_output=True,
         ).returncode
 
     # Without the MinGW GMP (the host's gmp.h does not count) it fails.
@@ -221,8 +235,9 @@ def test_probe_compiler_links_for_windows_and_runs_here(mingw_gmp: Path, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(),
-                    reason="needs Debian's rustc-web + rust-web-src")
+@pytest.mark.skipif(
+    not Path("/usr/lib/rustlib/src/rust/library/std").is_dir(), reason="needs Debian's rustc-web + rust-web-src"
+)
 def test_session_build_std_route_with_debian_rustc_web(windows_ws: Path) -> None:
     """The route for machines where rustup has no windows-gnu std: Debian's
     rustc 1.96 builds std (-Zbuild-std) and every host build script too."""
@@ -269,8 +284,10 @@ def test_a_wheel_whose_windows_tests_fail_never_reaches_dist(windows_ws: Path) -
         old.unlink()
     lib = windows_ws / "crates" / "qsym-core" / "src" / "lib.rs"
     source = lib.read_text()
-    lib.write_text(source + "\n#[cfg(test)]\nmod broken {\n    #[test]\n    fn fails_on_windows() {\n"
-                   "        assert_eq!(1 + 1, 3);\n    }\n}\n")
+    lib.write_text(
+        source + "\n#[cfg(test)]\nmod broken {\n    #[test]\n    fn fails_on_windows() {\n"
+        "        assert_eq!(1 + 1, 3);\n    }\n}\n"
+    )
     try:
         proc = run_nox(windows_ws, "-s", "windows-gnu-wheel")
     finally:
@@ -314,8 +331,7 @@ def test_finish_wheel_adds_the_licences_of_bundled_mingw_runtimes(session_tools:
             record.append(f"{name},sha256={digest},{len(data)}\n")
         z.writestr(f"{info}/RECORD", "".join(record) + f"{info}/RECORD,,\n")
     cfg = load_config(ROOT)
-    ctx = Context(config=cfg, console=Console(stream=io.StringIO()), tool_bin=session_tools,
-                  base_env=dict(os.environ))
+    ctx = Context(config=cfg, console=Console(stream=io.StringIO()), tool_bin=session_tools, base_env=dict(os.environ))
     files = session.licence_files_for(cfg, [libgcc.split("/")[-1]])
     assert {f.name for f in files} == {"GCC-RUNTIME-LIBRARY-EXCEPTION-3.1.txt", "GCC-GPL-3.0.txt"}
     out = session.finish_wheel(ctx, src, files, tmp_path / "out")

@@ -130,17 +130,25 @@ def find_python_crate(crates: Sequence[Crate]) -> tuple[Crate, dict[str, Any], s
     if len(built) == 1:
         return built[0][0], built[0][1], "the only workspace member whose pyproject.toml builds with maturin"
     if built:
-        raise ConfigError(f"{len(built)} workspace members build with maturin "
-                          f"({', '.join(c.name for c, _ in built)}); adopt cannot choose", hint=hint)
+        raise ConfigError(
+            f"{len(built)} workspace members build with maturin "
+            f"({', '.join(c.name for c, _ in built)}); adopt cannot choose",
+            hint=hint,
+        )
     pyo3 = [c for c in crates if "pyo3" in c.dependencies]
     if len(pyo3) != 1:
         found = ", ".join(c.name for c in pyo3) or "none"
-        raise ConfigError(f"no workspace member has a maturin pyproject.toml, and {len(pyo3)} depend on pyo3 "
-                          f"({found}); adopt cannot tell which is the Python crate", hint=hint)
+        raise ConfigError(
+            f"no workspace member has a maturin pyproject.toml, and {len(pyo3)} depend on pyo3 "
+            f"({found}); adopt cannot tell which is the Python crate",
+            hint=hint,
+        )
     crate = pyo3[0]
     if not (crate.folder / "pyproject.toml").is_file():
-        raise ConfigError(f"{crate.name} depends on pyo3 but {crate.folder} has no pyproject.toml",
-                          hint="maturin needs one: 'maturin init' or see maturin's documentation")
+        raise ConfigError(
+            f"{crate.name} depends on pyo3 but {crate.folder} has no pyproject.toml",
+            hint="maturin needs one: 'maturin init' or see maturin's documentation",
+        )
     return crate, read_toml(crate.folder / "pyproject.toml"), "the only workspace member that depends on pyo3"
 
 
@@ -148,8 +156,10 @@ def read_workspace(root: Path, env: Mapping[str, str]) -> Workspace:
     metadata, resolved, note = workspace_metadata(root, env)
     actual = Path(metadata.get("workspace_root", root)).resolve()
     if actual != root.resolve():
-        raise ConfigError(f"{root} is a member of the cargo workspace at {actual}, not its root",
-                          hint=f"run: nox -s adopt -- {actual}")
+        raise ConfigError(
+            f"{root} is a member of the cargo workspace at {actual}, not its root",
+            hint=f"run: nox -s adopt -- {actual}",
+        )
     crates = crates_of(metadata)
     if not crates:
         raise ConfigError(f"cargo metadata lists no workspace member in {root}")
@@ -207,12 +217,15 @@ class NativeLib:
 
 
 NATIVE = {
-    "gmp": NativeLib("GMP", "gmp.h", "gmp", "libgmp-dev", "gmp-devel", "mingw-w64-x86_64-gmp",
-                     "libgmp", "libgmp-10.dll"),
-    "mpfr": NativeLib("MPFR", "mpfr.h", "mpfr", "libmpfr-dev", "mpfr-devel", "mingw-w64-x86_64-mpfr",
-                      "libmpfr", "libmpfr-6.dll"),
-    "mpc": NativeLib("MPC", "mpc.h", "mpc", "libmpc-dev", "libmpc-devel", "mingw-w64-x86_64-mpc",
-                     "libmpc", "libmpc-3.dll"),
+    "gmp": NativeLib(
+        "GMP", "gmp.h", "gmp", "libgmp-dev", "gmp-devel", "mingw-w64-x86_64-gmp", "libgmp", "libgmp-10.dll"
+    ),
+    "mpfr": NativeLib(
+        "MPFR", "mpfr.h", "mpfr", "libmpfr-dev", "mpfr-devel", "mingw-w64-x86_64-mpfr", "libmpfr", "libmpfr-6.dll"
+    ),
+    "mpc": NativeLib(
+        "MPC", "mpc.h", "mpc", "libmpc-dev", "libmpc-devel", "mingw-w64-x86_64-mpc", "libmpc", "libmpc-3.dll"
+    ),
 }
 
 
@@ -249,7 +262,7 @@ def python_versions(requires: str | None, abi3: int | None) -> tuple[list[str], 
             raise ConfigError(f"requires-python {requires!r} admits none of CPython 3.{OLDEST_MINOR}-3.{NEWEST_MINOR}")
         return chosen, f"requires-python {requires!r}, up to 3.{NEWEST_MINOR}"
     if abi3 is not None:
-        return candidates[abi3 - OLDEST_MINOR:], f"no requires-python; pyo3's abi3-py3{abi3}, up to 3.{NEWEST_MINOR}"
+        return candidates[abi3 - OLDEST_MINOR :], f"no requires-python; pyo3's abi3-py3{abi3}, up to 3.{NEWEST_MINOR}"
     default = list(SuiteConfig(python_crate=Path(".")).python_versions)
     return default, "no requires-python and no abi3 feature: the suite's default"
 
@@ -293,22 +306,32 @@ def has_tests(folder: Path) -> bool:
 
 def test_settings(ws: Workspace, source: Path) -> list[Setting]:
     crate = ws.python.folder
-    candidates = [crate / "tests", source / "tests", crate / "python" / "tests", ws.root / "tests",
-                  ws.root / "python" / "tests"]
+    candidates = [
+        crate / "tests",
+        source / "tests",
+        crate / "python" / "tests",
+        ws.root / "tests",
+        ws.root / "python" / "tests",
+    ]
     found = next((c for c in dict.fromkeys(candidates) if has_tests(c)), None)
     if found is not None:
         tests = Setting("python-tests", rel(found, ws.root), "the first of the usual test folders holding test_*.py")
     else:
-        tests = Setting("python-tests", rel(crate, ws.root), "NO Python tests found (test_*.py): python-tests "
-                        "fails until there are some; the Python crate's folder meanwhile")
+        tests = Setting(
+            "python-tests",
+            rel(crate, ws.root),
+            "NO Python tests found (test_*.py): python-tests "
+            "fails until there are some; the Python crate's folder meanwhile",
+        )
     groups = ws.pyproject.get("dependency-groups", {})
     group = next((g for g in TEST_GROUPS if g in groups), None)
     pp = rel(crate / "pyproject.toml", ws.root)
     if group:
         chosen = Setting("test-group", group, f"[dependency-groups].{group} of {pp}, installed for pytest")
     else:
-        chosen = Setting("test-group", None, f"{pp} has no test dependency group: pytest is installed alone",
-                         written=False)
+        chosen = Setting(
+            "test-group", None, f"{pp} has no test dependency group: pytest is installed alone", written=False
+        )
     return [tests, chosen]
 
 
@@ -329,34 +352,56 @@ def gmp_settings(ws: Workspace, env: Mapping[str, str]) -> list[Setting]:
         found = through_rug(ws)
     source = "resolved dependency graph" if ws.resolved else ws.resolve_note
     if found is None:
-        return [Setting("gmp", "none", f"no package depends on {GMP_SYS} ({source})"),
-                Setting("linux-wheel.bundled-libraries", [], "nothing native to bundle")]
+        return [
+            Setting("gmp", "none", f"no package depends on {GMP_SYS} ({source})"),
+            Setting("linux-wheel.bundled-libraries", [], "nothing native to bundle"),
+        ]
     version, features = found
-    libs = [NATIVE[k] for k in ("gmp", "mpfr", "mpc")
-            if k == "gmp" or k in features or ("default" in features and not ws.resolved)]
+    libs = [
+        NATIVE[k]
+        for k in ("gmp", "mpfr", "mpc")
+        if k == "gmp" or k in features or ("default" in features and not ws.resolved)
+    ]
     names = "/".join(lib.name for lib in libs)
     if "use-system-libs" not in features:
-        why = (f"{GMP_SYS} {version} without use-system-libs ({source}): it compiles {names} from "
-               "its own source and links it statically")
-        return [Setting("gmp", "static", why),
-                Setting("linux-wheel.bundled-libraries", [], f"{names} is linked into the extension: "
-                        "nothing to bundle")]
+        why = (
+            f"{GMP_SYS} {version} without use-system-libs ({source}): it compiles {names} from "
+            "its own source and links it statically"
+        )
+        return [
+            Setting("gmp", "static", why),
+            Setting("linux-wheel.bundled-libraries", [], f"{names} is linked into the extension: nothing to bundle"),
+        ]
     why = f"{GMP_SYS} {version} with use-system-libs ({source}): the system's {names} is linked dynamically"
-    settings = [Setting("gmp", "system", why),
-                Setting("native", [native_entry(lib) for lib in libs], f"checked before every build: {names}"),
-                Setting("linux-wheel.bundled-libraries", [lib.soname for lib in libs],
-                        "shared libraries the manylinux repair copies into the wheel"),
-                Setting("windows-wheel.bundled-dlls", [lib.dll for lib in libs], "the MinGW DLLs of the same")]
+    settings = [
+        Setting("gmp", "system", why),
+        Setting("native", [native_entry(lib) for lib in libs], f"checked before every build: {names}"),
+        Setting(
+            "linux-wheel.bundled-libraries",
+            [lib.soname for lib in libs],
+            "shared libraries the manylinux repair copies into the wheel",
+        ),
+        Setting("windows-wheel.bundled-dlls", [lib.dll for lib in libs], "the MinGW DLLs of the same"),
+    ]
     multiarch = multiarch_dir(env)
     if multiarch:
-        settings.append(Setting("linux-wheel.library-dirs", [multiarch],
-                                "the Debian multiarch directory, which zig does not search"))
+        settings.append(
+            Setting(
+                "linux-wheel.library-dirs", [multiarch], "the Debian multiarch directory, which zig does not search"
+            )
+        )
     return settings
 
 
 def native_entry(lib: NativeLib) -> dict[str, str]:
-    return {"name": lib.name, "header": lib.header, "link": lib.link, "debian": lib.debian, "yum": lib.yum,
-            "msys2": lib.msys2}
+    return {
+        "name": lib.name,
+        "header": lib.header,
+        "link": lib.link,
+        "debian": lib.debian,
+        "yum": lib.yum,
+        "msys2": lib.msys2,
+    }
 
 
 def multiarch_dir(env: Mapping[str, str]) -> str | None:
@@ -368,8 +413,10 @@ def multiarch_dir(env: Mapping[str, str]) -> str | None:
 
 def derive(ws: Workspace, env: Mapping[str, str]) -> Derived:
     """Every ``[tool.maturin-suite]`` setting adopt writes, with its reason."""
-    settings = [Setting("workspace", ".", "the cargo workspace root (cargo metadata workspace_root)"),
-                Setting("python-crate", rel(ws.python.folder, ws.root), f"{ws.python.name}: {ws.python_why}")]
+    settings = [
+        Setting("workspace", ".", "the cargo workspace root (cargo metadata workspace_root)"),
+        Setting("python-crate", rel(ws.python.folder, ws.root), f"{ws.python.name}: {ws.python_why}"),
+    ]
     settings += pyo3_settings(ws)
     import_name = str(next(s.value for s in settings if s.key == "module")).split(".")[0]
     source, where = python_source(ws, import_name)
@@ -377,11 +424,13 @@ def derive(ws: Workspace, env: Mapping[str, str]) -> Derived:
     settings += [
         Setting("linux-wheel.policy", "manylinux2014", "the oldest manylinux zig can target (glibc 2.17)"),
         Setting("linux-wheel.mode", "auto", "zig on every machine, no Docker needed"),
-        Setting("publish.platforms", ["manylinux_2_17_x86_64", "win_amd64"],
-                "the wheels the release workflow builds (linux-wheel, windows-gnu-wheel)"),
+        Setting(
+            "publish.platforms",
+            ["manylinux_2_17_x86_64", "win_amd64"],
+            "the wheels the release workflow builds (linux-wheel, windows-gnu-wheel)",
+        ),
     ]
-    notes = ["smoke is not set: built wheels are only imported; add a real computation "
-             f"({PREFIX}.smoke)"]
+    notes = [f"smoke is not set: built wheels are only imported; add a real computation ({PREFIX}.smoke)"]
     if not ws.resolved:
         notes.append(f"settings come from the {ws.resolve_note}")
     return Derived(tuple(settings), tuple(notes))
@@ -397,15 +446,22 @@ def suite_table(derived: Derived, source: str) -> str:
             continue
         if s.key == "native":
             for entry in s.value:
-                arrays += ["", f"# {s.why}", f"[[{PREFIX}.native]]",
-                           *(f"{toml_key(k)} = {toml_value(v)}" for k, v in entry.items())]
+                arrays += [
+                    "",
+                    f"# {s.why}",
+                    f"[[{PREFIX}.native]]",
+                    *(f"{toml_key(k)} = {toml_value(v)}" for k, v in entry.items()),
+                ]
             continue
         table, _, key = s.key.rpartition(".")
         lines = top if not table else subs.setdefault(table, [])
         lines += [f"# {s.why}", f"{toml_key(key)} = {toml_value(s.value)}"]
-    head = [f"# Written by `nox -s adopt` from {source}.",
-            "# Each setting says where it comes from. Review them; adopt never changes",
-            "# this table again (delete it and re-run adopt to derive it anew).", f"[{PREFIX}]"]
+    head = [
+        f"# Written by `nox -s adopt` from {source}.",
+        "# Each setting says where it comes from. Review them; adopt never changes",
+        "# this table again (delete it and re-run adopt to derive it anew).",
+        f"[{PREFIX}]",
+    ]
     text = head + top + arrays
     for table, lines in subs.items():
         text += ["", f"[{PREFIX}.{table}]", *lines]
@@ -426,9 +482,12 @@ def is_self_session(decorator: ast.expr) -> bool:
     """``@nox.session(..., tags=[..., "self", ...])``."""
     if not isinstance(decorator, ast.Call):
         return False
-    return any(kw.arg == "tags" and isinstance(kw.value, ast.List | ast.Tuple)
-               and any(isinstance(e, ast.Constant) and e.value == SELF_TAG for e in kw.value.elts)
-               for kw in decorator.keywords)
+    return any(
+        kw.arg == "tags"
+        and isinstance(kw.value, ast.List | ast.Tuple)
+        and any(isinstance(e, ast.Constant) and e.value == SELF_TAG for e in kw.value.elts)
+        for kw in decorator.keywords
+    )
 
 
 def drop_unused_imports(text: str) -> str:
@@ -446,7 +505,7 @@ def drop_unused_imports(text: str) -> str:
         comment = "  #" + last.split("#", 1)[1].rstrip("\n") if "#" in last else ""
         names = ", ".join(a.name if a.asname is None else f"{a.name} as {a.asname}" for a in kept)
         new = [f"from {node.module} import {names}{comment}\n"] if kept else []
-        lines[node.lineno - 1:node.end_lineno] = new
+        lines[node.lineno - 1 : node.end_lineno] = new
     return "".join(lines)
 
 
@@ -493,8 +552,11 @@ def group_closure(all_groups: Mapping[str, Any], wanted: Iterable[str]) -> list[
 def engine_files(source: Path) -> Iterable[Path]:
     for path in sorted((source / "ci").rglob("*")):
         parts = path.relative_to(source).parts
-        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in parts) \
-                and path.suffix not in (".pyc", ".pyo"):
+        if (
+            path.is_file()
+            and not any(p.startswith(".") or p == "__pycache__" for p in parts)
+            and path.suffix not in (".pyc", ".pyo")
+        ):
             yield path
 
 
@@ -508,8 +570,11 @@ def suite_files(source: Path, renames: Mapping[str, str] | None = None) -> dict[
     aside); ``renames`` are text replacements made in the workflows (the
     suite's own PyPI page becomes the adopting project's)."""
     nox = source / "noxfile.py"
-    files = {"noxfile.py": SuiteFile(standalone_noxfile(nox.read_text(encoding="utf-8")).encode(),
-                                     nox.stat().st_mode & 0o777)}
+    files = {
+        "noxfile.py": SuiteFile(
+            standalone_noxfile(nox.read_text(encoding="utf-8")).encode(), nox.stat().st_mode & 0o777
+        )
+    }
     for path in engine_files(source):
         files[path.relative_to(source).as_posix()] = SuiteFile(path.read_bytes(), path.stat().st_mode & 0o777)
     for path in workflow_files(source):
@@ -538,8 +603,10 @@ def read_manifest(dest: Path) -> dict[str, list[str]]:
         files = data["files"]
         return {str(k): [str(h) for h in v] for k, v in files.items()}
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ConfigError(f"{path} is not a manifest adopt wrote (no 'files' table of hashes)",
-                          hint="delete it and re-run with --force to take over every file") from None
+        raise ConfigError(
+            f"{path} is not a manifest adopt wrote (no 'files' table of hashes)",
+            hint="delete it and re-run with --force to take over every file",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -572,16 +639,22 @@ def file_action(dest: Path, rel_path: str, new: bytes, written: Sequence[str], f
     return FileAction(rel_path, "overwrite" if force else "conflict", reason)
 
 
-def plan_files(dest: Path, files: Mapping[str, SuiteFile], manifest: Mapping[str, Sequence[str]],
-               force: bool) -> FilePlan:
+def plan_files(
+    dest: Path, files: Mapping[str, SuiteFile], manifest: Mapping[str, Sequence[str]], force: bool
+) -> FilePlan:
     plan = FilePlan([file_action(dest, p, f.data, manifest.get(p, ()), force) for p, f in files.items()])
     for stale in sorted(set(manifest) - set(files)):
         target = dest / stale
         if not target.is_file():
             continue
         ours = digest(target.read_bytes()) in manifest[stale]
-        plan.actions.append(FileAction(stale, "remove" if ours else "keep",
-                                       "no longer part of the suite" + ("" if ours else "; edited since, kept")))
+        plan.actions.append(
+            FileAction(
+                stale,
+                "remove" if ours else "keep",
+                "no longer part of the suite" + ("" if ours else "; edited since, kept"),
+            )
+        )
     return plan
 
 
@@ -599,8 +672,9 @@ def write_file(target: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def write_manifest(dest: Path, files: Mapping[str, SuiteFile], old: Mapping[str, Sequence[str]],
-                   tables: Sequence[str]) -> None:
+def write_manifest(
+    dest: Path, files: Mapping[str, SuiteFile], old: Mapping[str, Sequence[str]], tables: Sequence[str]
+) -> None:
     """Record every hash adopt writes now, keeping those it wrote before (so an
     interrupted upgrade still recognises its files), and the pyproject tables
     it ever added; the file is rewritten only when that changes."""
@@ -610,8 +684,11 @@ def write_manifest(dest: Path, files: Mapping[str, SuiteFile], old: Mapping[str,
     except (OSError, ValueError, AttributeError):
         added_before = []
     entries = {p: list(dict.fromkeys([*old.get(p, ()), digest(f.data)])) for p, f in sorted(files.items())}
-    data = {"written-by": "nox -s adopt (maturin-suite)", "files": entries,
-            "pyproject-tables": list(dict.fromkeys([*added_before, *tables]))}
+    data = {
+        "written-by": "nox -s adopt (maturin-suite)",
+        "files": entries,
+        "pyproject-tables": list(dict.fromkeys([*added_before, *tables])),
+    }
     text = (json.dumps(data, indent=2) + "\n").encode()
     if not path.is_file() or path.read_bytes() != text:
         write_file(path, text, 0o644)
@@ -636,9 +713,11 @@ def insert_after_header(text: str, table: str, lines: Sequence[str], path: Path)
     """``lines`` added at the top of ``[table]`` (its header must be a plain ``[table]`` line)."""
     m = re.search(rf"^[ \t]*\[[ \t]*{HEADER[table]}[ \t]*\][ \t]*(#.*)?$", text, re.M)
     if not m:
-        raise ConfigError(f"{path}: [{table}] is not written as a [{table}] header, so adopt cannot add "
-                          f"to it", hint="add by hand: " + "; ".join(lines))
-    return text[:m.end()] + "\n" + "\n".join(lines) + text[m.end():]
+        raise ConfigError(
+            f"{path}: [{table}] is not written as a [{table}] header, so adopt cannot add to it",
+            hint="add by hand: " + "; ".join(lines),
+        )
+    return text[: m.end()] + "\n" + "\n".join(lines) + text[m.end() :]
 
 
 def group_lines(groups: Mapping[str, Any], names: Iterable[str]) -> list[str]:
@@ -653,8 +732,11 @@ def merge_groups(text: str, data: Mapping[str, Any], groups: Mapping[str, Any], 
         return Merge(f"{text}\n{block}\n", ("dependency-groups",), ())
     missing = [g for g in groups if g not in have]
     differ = [g for g in groups if g in have and have[g] != groups[g]]
-    notes = tuple(f"[dependency-groups].{g} exists and differs from the suite's; yours is kept "
-                  f"(the suite's: {toml_value(groups[g], inline=True)})" for g in differ)
+    notes = tuple(
+        f"[dependency-groups].{g} exists and differs from the suite's; yours is kept "
+        f"(the suite's: {toml_value(groups[g], inline=True)})"
+        for g in differ
+    )
     if not missing:
         return Merge(text, (), notes)
     new = insert_after_header(text, "dependency-groups", group_lines(groups, missing), path)
@@ -668,8 +750,14 @@ def merge_uv(text: str, data: Mapping[str, Any], pins: Sequence[str], path: Path
         block = "# The one pin of each tool the suite installs (ci/constraints.txt is exported from them).\n"
         return Merge(f"{text}\n{block}[tool.uv]\n{line}\n", ("tool.uv",), ())
     if "constraint-dependencies" in uv:
-        return Merge(text, (), ("[tool.uv] constraint-dependencies exists; yours is kept (every session "
-                                "install is pinned by ci/constraints.txt)",))
+        return Merge(
+            text,
+            (),
+            (
+                "[tool.uv] constraint-dependencies exists; yours is kept (every session "
+                "install is pinned by ci/constraints.txt)",
+            ),
+        )
     return Merge(insert_after_header(text, "tool.uv", [line], path), ("tool.uv.constraint-dependencies",), ())
 
 
@@ -696,8 +784,10 @@ def check_merged(text: str, path: Path, groups: Mapping[str, Any]) -> SuiteConfi
     try:
         merged = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"adding the suite's tables to {path} would make it invalid TOML ({e})",
-                          hint=f"add [{PREFIX}], [dependency-groups] and [tool.uv] by hand") from None
+        raise ConfigError(
+            f"adding the suite's tables to {path} would make it invalid TOML ({e})",
+            hint=f"add [{PREFIX}], [dependency-groups] and [tool.uv] by hand",
+        ) from None
     missing = [g for g in groups if g not in merged.get("dependency-groups", {})]
     if missing:
         raise ConfigError(f"{path}: [dependency-groups] lacks {', '.join(missing)} after adopt")
@@ -720,4 +810,3 @@ def source_tables(source: Path) -> tuple[dict[str, Any], list[str]]:
     groups = {g: all_groups[g] for g in group_closure(all_groups, wanted)}
     pins = [str(p) for p in data.get("tool", {}).get("uv", {}).get("constraint-dependencies", [])]
     return groups, pins
-

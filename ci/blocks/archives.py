@@ -55,8 +55,16 @@ SHOWN = 10  # violations listed one by one per rule; the rest are counted
 TAR_OVERHEAD = 4 * tarfile.BLOCKSIZE  # header, pax record and padding per member
 DRIVE = re.compile(r"^[A-Za-z]:")
 READ_ERRORS: tuple[type[Exception], ...] = (
-    zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, ValueError,
-    OverflowError, struct.error, NotImplementedError, RuntimeError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    OSError,
+    ValueError,
+    OverflowError,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
 )
 END = struct.Struct("<4s4H2LH")  # end of central directory record
 END64_LOCATOR = struct.Struct("<4sLQL")
@@ -85,8 +93,13 @@ class Limits:
 
 
 def limits_of(publish: PublishConfig) -> Limits:
-    return Limits(publish.max_members, publish.max_total_size, publish.max_member_size,
-                  publish.max_ratio, publish.max_metadata_size)
+    return Limits(
+        publish.max_members,
+        publish.max_total_size,
+        publish.max_member_size,
+        publish.max_ratio,
+        publish.max_metadata_size,
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +167,10 @@ def size_problems(e: Entry, lim: Limits) -> list[str]:
     if e.size > lim.max_member_size:
         out.append(f"{name}: {e.size} bytes uncompressed, over max-member-size ({lim.max_member_size})")
     if e.packed is not None and e.size > RATIO_FLOOR and e.size > lim.max_ratio * max(e.packed, 1):
-        out.append(f"{name}: {e.size} bytes from {e.packed} compressed (ratio {e.size / max(e.packed, 1):.0f}), "
-                   f"over max-ratio ({lim.max_ratio:g})")
+        out.append(
+            f"{name}: {e.size} bytes from {e.packed} compressed (ratio {e.size / max(e.packed, 1):.0f}), "
+            f"over max-ratio ({lim.max_ratio:g})"
+        )
     if is_metadata(e.name) and e.size > lim.max_metadata_size:
         out.append(f"{name}: {e.size} bytes, over max-metadata-size ({lim.max_metadata_size})")
     if e.refused:
@@ -185,12 +200,22 @@ class Tally:
         self.problems += [(RULE_PATHS, p) for p in path_problems(e, self.seen)]
         self.problems += [(RULE_LIMITS, p) for p in size_problems(e, lim)]
         if self.total > lim.max_total_size:
-            self.problems.append((RULE_LIMITS, f"at {shown(e.name)} the members total more than {lim.max_total_size} "
-                                               f"bytes uncompressed, over max-total-size"))
+            self.problems.append(
+                (
+                    RULE_LIMITS,
+                    f"at {shown(e.name)} the members total more than {lim.max_total_size} "
+                    f"bytes uncompressed, over max-total-size",
+                )
+            )
             return False
         if self.total > RATIO_FLOOR and self.total > lim.max_ratio * self.archive_size:
-            self.problems.append((RULE_LIMITS, f"at {shown(e.name)} the members total {self.total} bytes from a "
-                                               f"{self.archive_size}-byte archive, over max-ratio ({lim.max_ratio:g})"))
+            self.problems.append(
+                (
+                    RULE_LIMITS,
+                    f"at {shown(e.name)} the members total {self.total} bytes from a "
+                    f"{self.archive_size}-byte archive, over max-ratio ({lim.max_ratio:g})",
+                )
+            )
             return False
         return True
 
@@ -202,9 +227,15 @@ class Tally:
     def findings(self, artifact: str) -> list[Finding]:
         if not self.problems:
             ratio = self.total / max(self.archive_size, 1)
-            return [Finding(artifact, RULE_LIMITS, "pass",
-                            f"{self.count} members, {self.total} bytes uncompressed (ratio {ratio:.1f})"),
-                    Finding(artifact, RULE_PATHS, "pass", "plain relative paths, files and folders only")]
+            return [
+                Finding(
+                    artifact,
+                    RULE_LIMITS,
+                    "pass",
+                    f"{self.count} members, {self.total} bytes uncompressed (ratio {ratio:.1f})",
+                ),
+                Finding(artifact, RULE_PATHS, "pass", "plain relative paths, files and folders only"),
+            ]
         return problem_findings(artifact, self.problems)
 
 
@@ -228,7 +259,7 @@ def central_directory(f: BinaryIO, size: int) -> tuple[int, int]:
     f.seek(tail_at)
     tail = f.read()
     at = len(tail) - END.size
-    if not (at >= 0 and tail[at:at + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0"):
+    if not (at >= 0 and tail[at : at + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0"):
         at = tail.rfind(b"PK\x05\x06")  # the record is followed by a comment
     if at < 0 or len(tail) - at < END.size:
         raise zipfile.BadZipFile("File is not a zip file")
@@ -268,8 +299,13 @@ def central_problems(path: Path, lim: Limits) -> list[tuple[str, str]]:
             if name_len > MAX_NAME:
                 out.append((RULE_PATHS, f"entry {count}: a name of {name_len} bytes, longer than {MAX_NAME} bytes"))
             if extra_len + comment_len > MAX_EXTRA:
-                out.append((RULE_LIMITS, f"entry {count}: {extra_len + comment_len} bytes of extra field "
-                                         f"and comment, more than {MAX_EXTRA}"))
+                out.append(
+                    (
+                        RULE_LIMITS,
+                        f"entry {count}: {extra_len + comment_len} bytes of extra field "
+                        f"and comment, more than {MAX_EXTRA}",
+                    )
+                )
             f.seek(name_len + extra_len + comment_len, io.SEEK_CUR)
             done += CENTRAL.size + name_len + extra_len + comment_len
     return out
@@ -280,8 +316,14 @@ def zip_entry(info: zipfile.ZipInfo) -> Entry:
     if info.is_dir() or fmt == stat.S_IFDIR:
         kind = "dir"
     else:
-        kind = {0: "file", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFCHR: "device",
-                stat.S_IFBLK: "device", stat.S_IFIFO: "fifo"}.get(fmt, "special")
+        kind = {
+            0: "file",
+            stat.S_IFREG: "file",
+            stat.S_IFLNK: "symlink",
+            stat.S_IFCHR: "device",
+            stat.S_IFBLK: "device",
+            stat.S_IFIFO: "fifo",
+        }.get(fmt, "special")
     refused = ""
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         refused = f"compression method {info.compress_type} (only stored and deflate members are read)"
@@ -329,8 +371,9 @@ class GzipStream:
 
     def read(self, size: int = -1, /) -> bytes:
         if size < 0 or size > self._max_read:
-            raise ArchiveError(RULE_LIMITS, f"a tar header record of {size} bytes, over max-metadata-size "
-                                            f"({self._max_read})")
+            raise ArchiveError(
+                RULE_LIMITS, f"a tar header record of {size} bytes, over max-metadata-size ({self._max_read})"
+            )
         return self._take(size, keep=True)
 
     def seek(self, pos: int, whence: int = io.SEEK_SET, /) -> int:
@@ -388,8 +431,9 @@ class GzipStream:
                 raise EOFError("the gzip stream ends before its end-of-stream marker")
         self._made += len(out)
         if self._made > self._budget:
-            raise ArchiveError(RULE_LIMITS, f"the tar stream runs past {self._budget} bytes uncompressed "
-                                            f"(max-total-size plus headers)")
+            raise ArchiveError(
+                RULE_LIMITS, f"the tar stream runs past {self._budget} bytes uncompressed (max-total-size plus headers)"
+            )
         self._buf += out
 
 

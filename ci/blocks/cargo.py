@@ -52,9 +52,14 @@ def test_command(ctx: Context, cargo: str, nextest: bool) -> list[str]:
     common = ["--workspace", "--locked", "--exclude", python_crate_name(ctx)]
     if nextest:
         return [
-            cargo, "nextest", "run", *common,
-            "--tool-config-file", f"maturin-suite:{NEXTEST_CONFIG}",
-            "--profile", NEXTEST_PROFILE,
+            cargo,
+            "nextest",
+            "run",
+            *common,
+            "--tool-config-file",
+            f"maturin-suite:{NEXTEST_CONFIG}",
+            "--profile",
+            NEXTEST_PROFILE,
             *ctx.posargs,
         ]
     # Every test target but the doctests, which run_doctests runs (and counts).
@@ -86,8 +91,7 @@ def doctest_crates(ctx: Context) -> list[str]:
 def doctest_command(ctx: Context, cargo: str) -> list[str]:
     """``cargo test --doc`` over the workspace (every crate's doctests, even
     after one crate's failed)."""
-    return [cargo, "test", "--doc", "--workspace", "--locked", "--no-fail-fast",
-            "--exclude", python_crate_name(ctx)]
+    return [cargo, "test", "--doc", "--workspace", "--locked", "--no-fail-fast", "--exclude", python_crate_name(ctx)]
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,8 @@ OUTCOMES = {"ok": "passed", "FAILED": "failed", "ignored": "ignored"}
 CRATE_LINE = re.compile(r"^\s*Doc-tests (?P<crate>\S+)\s*$")
 CASE_LINE = re.compile(r"^test (?P<name>.+?) \.\.\. (?P<outcome>ok|FAILED|ignored)\b")
 RESULT_LINE = re.compile(
-    r"^test result: \w+\. (?P<passed>\d+) passed; (?P<failed>\d+) failed; (?P<ignored>\d+) ignored;")
+    r"^test result: \w+\. (?P<passed>\d+) passed; (?P<failed>\d+) failed; (?P<ignored>\d+) ignored;"
+)
 FAILURE_HEAD = re.compile(r"^---- (?P<name>.+) stdout ----$")
 
 
@@ -162,18 +167,32 @@ def doctest_junit(run: DoctestRun) -> ET.ElementTree:
     """JUnit XML: one ``<testsuite>`` per crate, one ``<testcase>`` per doctest
     (and an ``<error>`` case when cargo failed with no doctest failing)."""
     broken = run.error is not None and not run.failed
-    root = ET.Element("testsuites", name="doctests", tests=str(len(run.cases) + broken),
-                      failures=str(sum(c.outcome == "failed" for c in run.cases)), errors=str(int(broken)),
-                      skipped=str(sum(c.outcome == "ignored" for c in run.cases)))
+    root = ET.Element(
+        "testsuites",
+        name="doctests",
+        tests=str(len(run.cases) + broken),
+        failures=str(sum(c.outcome == "failed" for c in run.cases)),
+        errors=str(int(broken)),
+        skipped=str(sum(c.outcome == "ignored" for c in run.cases)),
+    )
     if broken:
         suite = ET.SubElement(root, "testsuite", name="cargo", tests="1", failures="0", errors="1", skipped="0")
-        ET.SubElement(ET.SubElement(suite, "testcase", classname="cargo", name="cargo test --doc"),
-                      "error", message=run.error or "")
+        ET.SubElement(
+            ET.SubElement(suite, "testcase", classname="cargo", name="cargo test --doc"),
+            "error",
+            message=run.error or "",
+        )
     for crate in dict.fromkeys(c.crate for c in run.cases):
         cases = [c for c in run.cases if c.crate == crate]
-        suite = ET.SubElement(root, "testsuite", name=crate, tests=str(len(cases)),
-                              failures=str(sum(c.outcome == "failed" for c in cases)),
-                              errors="0", skipped=str(sum(c.outcome == "ignored" for c in cases)))
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=crate,
+            tests=str(len(cases)),
+            failures=str(sum(c.outcome == "failed" for c in cases)),
+            errors="0",
+            skipped=str(sum(c.outcome == "ignored" for c in cases)),
+        )
         for case in cases:
             element = ET.SubElement(suite, "testcase", classname=crate, name=case.name)
             if case.outcome == "failed":
@@ -196,8 +215,16 @@ def tee(argv: list[str], cwd: Path, env: Mapping[str, str], say: Callable[[str],
     """Run ``argv`` with stderr merged into stdout, passing each line to
     ``say`` as it comes; (the whole output, exit code)."""
     lines: list[str] = []
-    with subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace", start_new_session=os.name != "nt") as proc:
+    with subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=os.name != "nt",
+    ) as proc:
         assert proc.stdout is not None
         try:
             for line in proc.stdout:

@@ -91,34 +91,51 @@ def ignore_regex(env: Mapping[str, str], targets: Sequence[Path]) -> str:
     return "|".join(parts)
 
 
-def llvm_export_command(ctx: Context, cov_tool: str, profdata: Path, objects: Sequence[Path],
-                        ignore: str) -> list[str]:
+def llvm_export_command(ctx: Context, cov_tool: str, profdata: Path, objects: Sequence[Path], ignore: str) -> list[str]:
     """``llvm-cov export -format=lcov`` of ``profdata`` over ``objects``, with ``llvm-cov-args``."""
     first, *rest = objects
-    cmd = [cov_tool, "export", "-format=lcov", f"-instr-profile={profdata}",
-           f"-ignore-filename-regex={ignore}", str(first)]
+    cmd = [
+        cov_tool,
+        "export",
+        "-format=lcov",
+        f"-instr-profile={profdata}",
+        f"-ignore-filename-regex={ignore}",
+        str(first),
+    ]
     for obj in rest:
         cmd += ["-object", str(obj)]
     return [*cmd, *ctx.config.coverage.llvm_cov_args]
 
 
-def profiles_lcov(ctx: Context, profdata_tool: str, cov_tool: str, raws: Sequence[Path], objects: Sequence[Path],
-                  work: Path, targets: Sequence[Path], name: str) -> str:
+def profiles_lcov(
+    ctx: Context,
+    profdata_tool: str,
+    cov_tool: str,
+    raws: Sequence[Path],
+    objects: Sequence[Path],
+    work: Path,
+    targets: Sequence[Path],
+    name: str,
+) -> str:
     """``llvm-profdata merge`` of ``raws``, then ``llvm-cov export`` over
     ``objects`` (sources under ``targets`` left out): LCOV text."""
     env = ctx.env()
     profdata = work / f"{name}.profdata"
     ctx.console.run(
         [profdata_tool, "merge", "-sparse", "-o", profdata, *raws],
-        cwd=work, env=env, title=f"llvm-profdata merge ({len(raws)} {name} profiles)",
+        cwd=work,
+        env=env,
+        title=f"llvm-profdata merge ({len(raws)} {name} profiles)",
     )
     ignore = ignore_regex(env, targets)
     proc = ctx.console.run(
         llvm_export_command(ctx, cov_tool, profdata, objects, ignore),
-        cwd=work, env=env, title=f"llvm-cov export ({name}: {', '.join(o.name for o in objects)})", capture=True,
+        cwd=work,
+        env=env,
+        title=f"llvm-cov export ({name}: {', '.join(o.name for o in objects)})",
+        capture=True,
     )
     for line in proc.stderr.splitlines():
         if line.strip():  # e.g. "N functions have mismatched data": a stale object
             ctx.console.warn(f"llvm-cov export ({name}): {line.strip()}")
     return proc.stdout
-

@@ -36,10 +36,14 @@ def build_wheel(
 ) -> Path:
     """``maturin build`` into the (empty, session-owned) ``out_dir``; returns the wheel."""
     cmd = [
-        maturin(ctx), "build",
-        "--manifest-path", str(manifest or ctx.config.python_manifest),
-        "--profile", profile,
-        "--out", str(out_dir),
+        maturin(ctx),
+        "build",
+        "--manifest-path",
+        str(manifest or ctx.config.python_manifest),
+        "--profile",
+        profile,
+        "--out",
+        str(out_dir),
         *extra_args,
     ]
     ctx.console.run(cmd, cwd=ctx.config.workspace, env=env or ctx.env(), title=title)

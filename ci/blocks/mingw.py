@@ -134,8 +134,10 @@ def _missing_rust(target: str, env: Mapping[str, str], prefer: str) -> list[Miss
     if find_rust_route(target, env, prefer) is not None:
         return []
     if prefer == "auto":
-        what = (f"a Rust that can build for {target} (`rustup target add {target}`, "
-                f"or Debian's rustc-web with its std source for -Zbuild-std)")
+        what = (
+            f"a Rust that can build for {target} (`rustup target add {target}`, "
+            f"or Debian's rustc-web with its std source for -Zbuild-std)"
+        )
     else:
         what = f"a Rust for the {prefer} route (tool.maturin-suite.windows-wheel.rust-route / --route)"
     return [Missing(what, APT_RUST if prefer in ("auto", "build-std") else (), ("mingw-w64-x86_64-rust",))]
@@ -167,9 +169,7 @@ def _missing_cross_tools(env: Mapping[str, str], *, need_gmp_build: bool) -> lis
     return missing
 
 
-def missing_pieces(
-    target: str, env: Mapping[str, str], *, need_gmp_build: bool, prefer: str = "auto"
-) -> list[Missing]:
+def missing_pieces(target: str, env: Mapping[str, str], *, need_gmp_build: bool, prefer: str = "auto") -> list[Missing]:
     """Everything the build needs that is not installed."""
     missing = _missing_rust(target, env, prefer)
     if os.name == "nt":
@@ -188,8 +188,9 @@ def setup_hint(missing: Sequence[Missing], *, wine: bool) -> str:
     msys2 = sorted(set(MSYS2_PACKAGES) | {p for m in missing for p in m.msys2})
     parts = []
     if apt:
-        parts.append(f"Debian/Ubuntu (as root): {install_command(apt)} "
-                     f"- or let the session do it: nox -s {SESSION} -- --setup")
+        parts.append(
+            f"Debian/Ubuntu (as root): {install_command(apt)} - or let the session do it: nox -s {SESSION} -- --setup"
+        )
     parts.append(f"MSYS2 (MINGW64 shell): pacman -S --needed {' '.join(msys2)}")
     return "; ".join(parts)
 
@@ -205,8 +206,12 @@ def setup_requested(ctx: Context) -> bool:
 def apt_install(ctx: Context, packages: Sequence[str]) -> None:
     env = ctx.env(DEBIAN_FRONTEND="noninteractive")
     ctx.console.run(["apt-get", "update", "-qq"], cwd=ctx.root, env=env, title="apt-get update")
-    ctx.console.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-                    cwd=ctx.root, env=env, title=f"apt-get install {' '.join(packages)}")
+    ctx.console.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        cwd=ctx.root,
+        env=env,
+        title=f"apt-get install {' '.join(packages)}",
+    )
 
 
 def try_rustup_target(ctx: Context, target: str) -> bool:
@@ -214,8 +219,13 @@ def try_rustup_target(ctx: Context, target: str) -> bool:
     rustup = _which("rustup", ctx.env())
     if rustup is None:
         return False
-    proc = ctx.console.run([rustup, "target", "add", target], cwd=ctx.root, env=ctx.env(),
-                           title=f"set-up: rustup target add {target}", check=False)
+    proc = ctx.console.run(
+        [rustup, "target", "add", target],
+        cwd=ctx.root,
+        env=ctx.env(),
+        title=f"set-up: rustup target add {target}",
+        check=False,
+    )
     return proc.returncode == 0
 
 
@@ -226,8 +236,12 @@ def ensure_setup(ctx: Context, target: str, *, need_gmp_build: bool, want_wine: 
     wine_missing = want_wine and os.name != "nt" and not _which("wine", env)
     if not missing and not wine_missing:
         return
-    if setup_requested(ctx) and find_rust_route(target, env, prefer) is None and prefer in ("auto", "prebuilt-std") \
-            and try_rustup_target(ctx, target):
+    if (
+        setup_requested(ctx)
+        and find_rust_route(target, env, prefer) is None
+        and prefer in ("auto", "prebuilt-std")
+        and try_rustup_target(ctx, target)
+    ):
         missing = missing_pieces(target, env, need_gmp_build=need_gmp_build, prefer=prefer)
     if setup_requested(ctx) and can_apt(env) and (missing or wine_missing):
         packages = sorted({p for m in missing for p in m.apt} | (set(APT_WINE) if wine_missing else set()))
@@ -254,9 +268,19 @@ def cache_root(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
 def gmp_source(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> Path:
     """The GMP source folder inside the locked gmp-mpfr-sys crate (downloaded by cargo)."""
     proc = ctx.console.run(
-        [route.cargo, "metadata", "--format-version", "1", "--locked",
-         "--manifest-path", str(ctx.config.workspace / "Cargo.toml")],
-        cwd=ctx.config.workspace, env=env, title="cargo metadata (locate gmp-mpfr-sys)", capture=True,
+        [
+            route.cargo,
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+            str(ctx.config.workspace / "Cargo.toml"),
+        ],
+        cwd=ctx.config.workspace,
+        env=env,
+        title="cargo metadata (locate gmp-mpfr-sys)",
+        capture=True,
     )
     try:
         packages = json.loads(proc.stdout)["packages"]
@@ -297,16 +321,22 @@ def ensure_mingw_gmp(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> 
     if (final / GMP_MARKER).is_file() and (final / "bin" / "libgmp-10.dll").is_file():
         return final, False
     if not all(_which(t, env) for t in ("m4", "make")):
-        raise ToolMissing("building the MinGW GMP needs m4 and make",
-                          hint=setup_hint([Missing("m4, make", ("m4", "make"))], wine=False))
+        raise ToolMissing(
+            "building the MinGW GMP needs m4 and make",
+            hint=setup_hint([Missing("m4, make", ("m4", "make"))], wine=False),
+        )
     root.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with artifacts.staging_dir(root, f".build-{key}") as build:
         obj = build / "obj"
         obj.mkdir()
         genv = dict(env, CC=cc)
-        ctx.console.run([str(source / "configure"), f"--host={MINGW}", f"--prefix={final}", *GMP_CONFIGURE],
-                        cwd=obj, env=genv, title=f"GMP {source.name}: configure --host={MINGW}")
+        ctx.console.run(
+            [str(source / "configure"), f"--host={MINGW}", f"--prefix={final}", *GMP_CONFIGURE],
+            cwd=obj,
+            env=genv,
+            title=f"GMP {source.name}: configure --host={MINGW}",
+        )
         ctx.console.run(["make", f"-j{os.cpu_count() or 2}"], cwd=obj, env=genv, title="GMP: make")
         dest = build / "dest"
         ctx.console.run(["make", "install", f"DESTDIR={dest}"], cwd=obj, env=genv, title="GMP: make install")
@@ -314,10 +344,17 @@ def ensure_mingw_gmp(ctx: Context, route: RustRoute, env: Mapping[str, str]) -> 
         if final.exists():
             shutil.rmtree(final)  # an earlier attempt of ours without its marker
         os.replace(staged, final)
-    (final / GMP_MARKER).write_text(json.dumps({
-        "source": str(source), "compiler": compiler, "configure": list(GMP_CONFIGURE),
-        "seconds": round(time.monotonic() - start, 1),
-    }, indent=1))
+    (final / GMP_MARKER).write_text(
+        json.dumps(
+            {
+                "source": str(source),
+                "compiler": compiler,
+                "configure": list(GMP_CONFIGURE),
+                "seconds": round(time.monotonic() - start, 1),
+            },
+            indent=1,
+        )
+    )
     return final, True
 
 

@@ -42,8 +42,20 @@ SUITE_PYTHON = "suite"
 COMPONENT_ALIASES = {"llvm-tools-preview": "llvm-tools", "rustfmt-preview": "rustfmt", "clippy-preview": "clippy"}
 LINUX_WHEEL_MODES = ("zig", "native", "container")
 
-NEEDS_KEYS = frozenset({"rust-host", "components", "targets", "apt", "apt-on", "msys2", "cargo-tools", "python",
-                        "native", "linux-wheel-mode"})
+NEEDS_KEYS = frozenset(
+    {
+        "rust-host",
+        "components",
+        "targets",
+        "apt",
+        "apt-on",
+        "msys2",
+        "cargo-tools",
+        "python",
+        "native",
+        "linux-wheel-mode",
+    }
+)
 TOP_KEYS = frozenset({"nox", "runners", "install-action", "cargo-install", "sessions"})
 DISTRO = re.compile(r"^[a-z0-9]+-[0-9][0-9.]*$")  # /etc/os-release ID-VERSION_ID: debian-12, ubuntu-24.04
 
@@ -170,7 +182,7 @@ def _table(value: Any, where: str, keys: Iterable[str] | None = None) -> dict[st
 def _python(value: Any, where: str, suite_python: Sequence[str]) -> tuple[str, ...]:
     if value == SUITE_PYTHON:
         if not suite_python:
-            raise ConfigError(f"{where} = \"suite\" but no tool.maturin-suite.python-versions were given")
+            raise ConfigError(f'{where} = "suite" but no tool.maturin-suite.python-versions were given')
         return tuple(suite_python)
     return _strings(value, where)
 
@@ -181,7 +193,7 @@ def _tools(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     for name, version in table.items():
         version = _string(version, f"{where}.{name}")
         if version != ANY_VERSION and not re.fullmatch(r"\d+(\.\d+)*", version):
-            raise ConfigError(f"{where}.{name} must be an exact version or \"*\"; got {version!r}")
+            raise ConfigError(f'{where}.{name} must be an exact version or "*"; got {version!r}')
         tools.append((name, version))
     return tuple(sorted(tools))
 
@@ -226,14 +238,21 @@ def _runners(data: Any, where: str) -> tuple[Runner, ...]:
         engine = t.get("container-engine", False)
         if not isinstance(engine, bool):
             raise ConfigError(f"{where}.{platform}.container-engine must be true or false")
-        runners.append(Runner(platform, _strings(t.get("labels", []), f"{where}.{platform}.labels"),
-                              _string(t.get("rust-host", ""), f"{where}.{platform}.rust-host"), engine,
-                              _string(t.get("distro", ""), f"{where}.{platform}.distro")))
+        runners.append(
+            Runner(
+                platform,
+                _strings(t.get("labels", []), f"{where}.{platform}.labels"),
+                _string(t.get("rust-host", ""), f"{where}.{platform}.rust-host"),
+                engine,
+                _string(t.get("distro", ""), f"{where}.{platform}.distro"),
+            )
+        )
     return tuple(runners)
 
 
-def parse(data: Mapping[str, Any], suite_python: Sequence[str] = (), where: str = str(REQUIREMENTS_FILE)
-          ) -> Requirements:
+def parse(
+    data: Mapping[str, Any], suite_python: Sequence[str] = (), where: str = str(REQUIREMENTS_FILE)
+) -> Requirements:
     """The requirements in ``data`` (a parsed ``ci/requirements.toml``)."""
     top = _table(dict(data), where, TOP_KEYS)
     nox = _table(top.get("nox"), f"{where} [nox]", ("requirements", "group", "python"))
@@ -242,11 +261,17 @@ def parse(data: Mapping[str, Any], suite_python: Sequence[str] = (), where: str 
         sessions[name] = {}
         for platform, raw in _table(platforms, f"{where} [sessions.{name}]", PLATFORMS).items():
             sessions[name][platform] = platform_needs(raw, f"{where} [sessions.{name}.{platform}]", suite_python)
-    install_action = {sha: {tool: _string(v, f"{where} [install-action.{sha}].{tool}") for tool, v in
-                            _table(tools, f"{where} [install-action.{sha}]").items()}
-                      for sha, tools in _table(top.get("install-action", {}), f"{where} [install-action]").items()}
-    cargo_install = {tool: _strings(args, f"{where} [cargo-install].{tool}")
-                     for tool, args in _table(top.get("cargo-install", {}), f"{where} [cargo-install]").items()}
+    install_action = {
+        sha: {
+            tool: _string(v, f"{where} [install-action.{sha}].{tool}")
+            for tool, v in _table(tools, f"{where} [install-action.{sha}]").items()
+        }
+        for sha, tools in _table(top.get("install-action", {}), f"{where} [install-action]").items()
+    }
+    cargo_install = {
+        tool: _strings(args, f"{where} [cargo-install].{tool}")
+        for tool, args in _table(top.get("cargo-install", {}), f"{where} [cargo-install]").items()
+    }
     return Requirements(
         nox=NoxInstall(*(_string(nox.get(k), f"{where} [nox].{k}") for k in ("requirements", "group", "python"))),
         runners=_runners(top.get("runners", {}), f"{where} [runners]"),
@@ -261,8 +286,9 @@ def load(path: Path, suite_python: Sequence[str] = ()) -> Requirements:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist",
-                          hint="it declares what every session needs from the machine") from None
+        raise ConfigError(
+            f"{path} does not exist", hint="it declares what every session needs from the machine"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     return parse(data, suite_python, str(path))
@@ -292,8 +318,10 @@ def _nox_need(nox: NoxInstall, provided: Provided) -> list[Need]:
     how = f"python -m pip install --require-hashes -r {nox.requirements}"
     bare = sorted(p.split(":", 1)[1] for p in provided.nox if p.startswith("group:"))
     if bare:
-        how = (f"the job installs nox from the bare dependency group {', '.join(bare)} "
-               f"(pip install --group), which resolves anew; use {how}")
+        how = (
+            f"the job installs nox from the bare dependency group {', '.join(bare)} "
+            f"(pip install --group), which resolves anew; use {how}"
+        )
     elif any(p.startswith("unhashed:") for p in provided.nox):
         how = f"the lock is installed without --require-hashes; use {how}"
     return [Need("nox", f"from the lock {nox.requirements}", how)]
@@ -302,10 +330,14 @@ def _nox_need(nox: NoxInstall, provided: Provided) -> list[Need]:
 def _rust_needs(needs: PlatformNeeds, provided: Provided, runner_host: str) -> list[Need]:
     found: list[Need] = []
     if needs.rust_host and provided.rust_host != needs.rust_host:
-        have = (f"the job's default toolchain is {provided.rust} (host {provided.rust_host})"
-                if provided.rust else "the job selects no toolchain")
-        found.append(Need("rust toolchain", f"with host {needs.rust_host}",
-                          f"{have}; {rust_hint(needs.rust_host, runner_host)}"))
+        have = (
+            f"the job's default toolchain is {provided.rust} (host {provided.rust_host})"
+            if provided.rust
+            else "the job selects no toolchain"
+        )
+        found.append(
+            Need("rust toolchain", f"with host {needs.rust_host}", f"{have}; {rust_hint(needs.rust_host, runner_host)}")
+        )
     for comp in needs.components:
         if normal_component(comp) not in provided.components:
             found.append(Need("rustup component", comp, f"rustup component add {comp}"))
@@ -321,8 +353,11 @@ def _tool_needs(needs: PlatformNeeds, provided: Provided) -> list[Need]:
         have = provided.tools.get(name, set())
         if (version == ANY_VERSION and have) or version in have:
             continue
-        how = f"taiki-e/install-action with tool: {name}" if version == ANY_VERSION \
+        how = (
+            f"taiki-e/install-action with tool: {name}"
+            if version == ANY_VERSION
             else f"cargo install --locked {name}@{version}"
+        )
         why = provided.refused.get(f"cargo tool {name}")
         if why:
             how = f"{why}; {how}"
@@ -332,8 +367,15 @@ def _tool_needs(needs: PlatformNeeds, provided: Provided) -> list[Need]:
     return found
 
 
-def missing(needs: PlatformNeeds | None, nox: NoxInstall, provided: Provided, *, runner_host: str = "",
-            extra_python: Sequence[str] = (), distro: str = "") -> list[Need]:
+def missing(
+    needs: PlatformNeeds | None,
+    nox: NoxInstall,
+    provided: Provided,
+    *,
+    runner_host: str = "",
+    extra_python: Sequence[str] = (),
+    distro: str = "",
+) -> list[Need]:
     """Every need of ``needs`` (None: only nox's own) that ``provided`` lacks
     on a runner whose apt is ``distro``'s."""
     found = _nox_need(nox, provided)
@@ -344,14 +386,24 @@ def missing(needs: PlatformNeeds | None, nox: NoxInstall, provided: Provided, *,
     if needs is None:
         return found
     found += _rust_needs(needs, provided, runner_host)
-    found += [Need("apt package", p, f"sudo apt-get install -y --no-install-recommends {p}")
-              for p in needs.apt_for(distro) if p not in provided.apt]
-    found += [Need("msys2 package", p, f"msys2/setup-msys2 with install: {p}")
-              for p in needs.msys2 if p not in provided.msys2]
+    found += [
+        Need("apt package", p, f"sudo apt-get install -y --no-install-recommends {p}")
+        for p in needs.apt_for(distro)
+        if p not in provided.apt
+    ]
+    found += [
+        Need("msys2 package", p, f"msys2/setup-msys2 with install: {p}") for p in needs.msys2 if p not in provided.msys2
+    ]
     found += _tool_needs(needs, provided)
     if found and provided.uncounted:
-        found = [Need(n.kind, n.value, f"{n.how} (not counted: steps whose `if:` cannot be evaluated here: "
-                                       f"{', '.join(provided.uncounted)})") for n in found]
+        found = [
+            Need(
+                n.kind,
+                n.value,
+                f"{n.how} (not counted: steps whose `if:` cannot be evaluated here: {', '.join(provided.uncounted)})",
+            )
+            for n in found
+        ]
     return found
 
 
@@ -371,16 +423,19 @@ def consistency(req: Requirements, cfg: SuiteConfig) -> list[str]:
         for platform, needs in sorted(platforms.items()):
             tools = dict(needs.cargo_tools)
             if "cargo-tarpaulin" in tools and tools["cargo-tarpaulin"] != pin:
-                problems.append(f"{where}: {session} on {platform} installs cargo-tarpaulin "
-                                f"{tools['cargo-tarpaulin']}, tool.maturin-suite.coverage.tarpaulin-version is {pin}")
+                problems.append(
+                    f"{where}: {session} on {platform} installs cargo-tarpaulin "
+                    f"{tools['cargo-tarpaulin']}, tool.maturin-suite.coverage.tarpaulin-version is {pin}"
+                )
             if not needs.native:
                 continue
             listed, attr = (needs.apt, "debian") if platform == "linux" else (needs.msys2, "msys2")
             for lib in cfg.native:
                 package = getattr(lib, attr)
                 if package and package not in listed:
-                    problems.append(f"{where}: {session} on {platform} links {lib.name} "
-                                    f"but does not list its package {package}")
+                    problems.append(
+                        f"{where}: {session} on {platform} links {lib.name} but does not list its package {package}"
+                    )
     return problems
 
 
@@ -389,8 +444,15 @@ def consistency(req: Requirements, cfg: SuiteConfig) -> list[str]:
 
 OS_RELEASE = Path("/etc/os-release")
 APT_LISTS = Path("/var/lib/apt/lists")
-KINDS = {"apt": "apt package", "msys2": "msys2 package", "toolchain": "rust toolchain",
-         "component": "rustup component", "target": "rustup target", "cargo-tool": "cargo tool", "python": "python"}
+KINDS = {
+    "apt": "apt package",
+    "msys2": "msys2 package",
+    "toolchain": "rust toolchain",
+    "component": "rustup component",
+    "target": "rustup target",
+    "cargo-tool": "cargo tool",
+    "python": "python",
+}
 
 
 @dataclass(frozen=True)
@@ -448,8 +510,10 @@ def base_session(req: Requirements, name: str) -> str:
     base = re.sub(r"-\d+\.\d+$", "", name)
     if base in req.sessions:
         return base
-    raise ConfigError(f"{REQUIREMENTS_FILE} declares no session {name!r}",
-                      hint=f"the sessions it declares: {', '.join(sorted(req.sessions))}")
+    raise ConfigError(
+        f"{REQUIREMENTS_FILE} declares no session {name!r}",
+        hint=f"the sessions it declares: {', '.join(sorted(req.sessions))}",
+    )
 
 
 def _one_host(hosts: Iterable[str]) -> str:
@@ -475,8 +539,10 @@ def combined(req: Requirements, sessions: Sequence[str], platform: str) -> Platf
     for session in sessions:
         n = req.needs(base_session(req, session), platform)
         if n is None:
-            raise ConfigError(f"{REQUIREMENTS_FILE} declares no [sessions.{base_session(req, session)}.{platform}]: "
-                              f"{session} does not run on {platform}")
+            raise ConfigError(
+                f"{REQUIREMENTS_FILE} declares no [sessions.{base_session(req, session)}.{platform}]: "
+                f"{session} does not run on {platform}"
+            )
         found.append(n)
 
     def union(values: Iterable[Iterable[str]]) -> tuple[str, ...]:
@@ -485,10 +551,13 @@ def combined(req: Requirements, sessions: Sequence[str], platform: str) -> Platf
     distros = union([d for d, _ in n.apt_on] for n in found)
     return PlatformNeeds(
         rust_host=_one_host(n.rust_host for n in found),
-        components=union(n.components for n in found), targets=union(n.targets for n in found),
-        apt=union(n.apt for n in found), msys2=union(n.msys2 for n in found),
+        components=union(n.components for n in found),
+        targets=union(n.targets for n in found),
+        apt=union(n.apt for n in found),
+        msys2=union(n.msys2 for n in found),
         cargo_tools=_one_version(t for n in found for t in n.cargo_tools),
-        python=union(n.python for n in found), native=any(n.native for n in found),
+        python=union(n.python for n in found),
+        native=any(n.native for n in found),
         apt_on=tuple((d, union(p for n in found for dd, p in n.apt_on if dd == d)) for d in distros),
     )
 
@@ -543,8 +612,10 @@ def rust_state(env: Mapping[str, str]) -> RustState:
     host = m.group(1) if m else ""
     if not (host and rustup):
         return RustState(host)
-    components = {normal_component(line.strip().removesuffix(f"-{host}"))
-                  for line in _stdout([rustup, "component", "list", "--installed"], env).splitlines()}
+    components = {
+        normal_component(line.strip().removesuffix(f"-{host}"))
+        for line in _stdout([rustup, "component", "list", "--installed"], env).splitlines()
+    }
     targets = {line.strip() for line in _stdout([rustup, "target", "list", "--installed"], env).splitlines()}
     return RustState(host, frozenset(components - {""}), frozenset(targets - {""}))
 
@@ -565,8 +636,11 @@ def cargo_tool_present(name: str, version: str, env: Mapping[str, str]) -> bool:
             return True
         # cargo runs `cargo-<x>` with `<x>` as its first argument; so does this.
         proc = probe([exe, name.removeprefix("cargo-"), "--version"], env=env, timeout=60)
-        if proc is not None and proc.returncode == 0 and re.search(
-                rf"(?<![\d.]){re.escape(version)}(?![\d.])", proc.stdout + proc.stderr):
+        if (
+            proc is not None
+            and proc.returncode == 0
+            and re.search(rf"(?<![\d.]){re.escape(version)}(?![\d.])", proc.stdout + proc.stderr)
+        ):
             return True
     return False
 
@@ -580,9 +654,13 @@ def present(items: Sequence[Want], env: Mapping[str, str]) -> set[Want]:
         found |= {w for w in of_kind if w.name in have}
     if any(w.kind in ("toolchain", "component", "target") for w in items):
         rust = rust_state(env)
-        found |= {w for w in items if (w.kind, w.name) == ("toolchain", rust.host)
-                  or (w.kind == "component" and normal_component(w.name) in rust.components)
-                  or (w.kind == "target" and w.name in rust.targets)}
+        found |= {
+            w
+            for w in items
+            if (w.kind, w.name) == ("toolchain", rust.host)
+            or (w.kind == "component" and normal_component(w.name) in rust.components)
+            or (w.kind == "target" and w.name in rust.targets)
+        }
     found |= {w for w in items if w.kind == "cargo-tool" and cargo_tool_present(w.name, w.version, env)}
     found |= {Want("python", v) for v in pythons_present([w.name for w in items if w.kind == "python"], env)}
     return found
@@ -627,8 +705,9 @@ def _join(commands: Sequence[Sequence[str]]) -> str:
     return " && ".join(shlex.join(c) for c in commands)
 
 
-def _commands(kind: str, items: Sequence[Want], env: Mapping[str, str],
-              cargo_install: Mapping[str, Sequence[str]]) -> list[tuple[tuple[str, ...], ...]]:
+def _commands(
+    kind: str, items: Sequence[Want], env: Mapping[str, str], cargo_install: Mapping[str, Sequence[str]]
+) -> list[tuple[tuple[str, ...], ...]]:
     """The command lines that install ``items`` (all of one kind): one line per
     set for packages, one per item for the rest."""
     names = [w.name for w in items]
@@ -640,18 +719,34 @@ def _commands(kind: str, items: Sequence[Want], env: Mapping[str, str],
     if kind == "msys2":
         return [(("pacman", "-S", "--needed", "--noconfirm", *names),)]
     if kind == "toolchain":
-        return [(("rustup", "toolchain", "install", f"stable-{h}", "--profile", "minimal"),
-                 ("rustup", "default", f"stable-{h}")) for h in names]
+        return [
+            (
+                ("rustup", "toolchain", "install", f"stable-{h}", "--profile", "minimal"),
+                ("rustup", "default", f"stable-{h}"),
+            )
+            for h in names
+        ]
     if kind in ("component", "target"):
         return [(("rustup", kind, "add", *names),)]
     if kind == "cargo-tool":
-        return [(("cargo", "install", "--locked", w.name if w.version == ANY_VERSION else f"{w.name}@{w.version}",
-                  *cargo_install.get(w.name, ())),) for w in items]
+        return [
+            (
+                (
+                    "cargo",
+                    "install",
+                    "--locked",
+                    w.name if w.version == ANY_VERSION else f"{w.name}@{w.version}",
+                    *cargo_install.get(w.name, ()),
+                ),
+            )
+            for w in items
+        ]
     return [() for _ in items]  # python: nothing here installs interpreters
 
 
-def install_steps(items: Sequence[Want], env: Mapping[str, str],
-                  cargo_install: Mapping[str, Sequence[str]] | None = None) -> list[Step]:
+def install_steps(
+    items: Sequence[Want], env: Mapping[str, str], cargo_install: Mapping[str, Sequence[str]] | None = None
+) -> list[Step]:
     """The steps that install ``items``, in the order of :func:`wants`.
     A step without commands (``runnable`` False) says what a person must do."""
     steps: list[Step] = []
@@ -674,8 +769,9 @@ def how(item: Want, env: Mapping[str, str], cargo_install: Mapping[str, Sequence
     return install_steps([item], env, cargo_install)[0].shown
 
 
-def machine_wants(req: Requirements, sessions: Sequence[str], platform: str = "", distro: str | None = None
-                  ) -> list[Want]:
+def machine_wants(
+    req: Requirements, sessions: Sequence[str], platform: str = "", distro: str | None = None
+) -> list[Want]:
     """What ``sessions`` want on this machine (or on ``platform``/``distro``)."""
     platform = platform or this_platform()
     return wants(combined(req, sessions, platform), platform, this_distro() if distro is None else distro)
@@ -688,8 +784,11 @@ def missing_here(root: Path, session: str, env: Mapping[str, str], suite_python:
     req = load(root / REQUIREMENTS_FILE, suite_python)
     items = machine_wants(req, [session])
     have = present(items, env)
-    return [Need(KINDS[w.kind], str(w).removeprefix(KINDS[w.kind] + " "), how(w, env, req.cargo_install))
-            for w in items if w not in have]
+    return [
+        Need(KINDS[w.kind], str(w).removeprefix(KINDS[w.kind] + " "), how(w, env, req.cargo_install))
+        for w in items
+        if w not in have
+    ]
 
 
 def setup_hint(root: Path, session: str, env: Mapping[str, str], suite_python: Sequence[str] = ()) -> str:

@@ -81,10 +81,12 @@ def read_pe(path: str, data: bytes) -> PEFile:
         raise MissingDependency(str(e)) from None
     try:
         pe = pefile.PE(data=data, fast_load=True)
-        pe.parse_data_directories(directories=[
-            pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
-            pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"],
-        ])
+        pe.parse_data_directories(
+            directories=[
+                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
+                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"],
+            ]
+        )
     except pefile.PEFormatError as e:
         raise ValueError(str(e)) from None
     names: list[str] = []
@@ -173,8 +175,11 @@ def parse_pe_members(members: Mapping[str, bytes]) -> tuple[list[PEFile], list[s
 
 
 def machine_problems(parsed: Iterable[PEFile], platform_tag: str, want_machine: int | None) -> list[str]:
-    return [f"{p.path}: machine 0x{p.machine:x}, {platform_tag} needs 0x{want_machine:x}"
-            for p in parsed if want_machine is not None and p.machine != want_machine]
+    return [
+        f"{p.path}: machine 0x{p.machine:x}, {platform_tag} needs 0x{want_machine:x}"
+        for p in parsed
+        if want_machine is not None and p.machine != want_machine
+    ]
 
 
 def files_by_name(members: Iterable[str]) -> dict[str, list[str]]:
@@ -221,8 +226,10 @@ class ImportCheck:
                     f"{pe.path} imports {dll}, which is neither in the wheel nor a Windows "
                     f"system DLL: bundle it (delvewheel repair --add-path <folder with {dll}>)"
                 )
-        if self.abi_tag == "abi3" and pe.path.lower().endswith(".pyd") and not any(
-            i.lower() == ABI3_DLL for i in pe.imports
+        if (
+            self.abi_tag == "abi3"
+            and pe.path.lower().endswith(".pyd")
+            and not any(i.lower() == ABI3_DLL for i in pe.imports)
         ):
             self.abi3.append(f"{pe.path} does not import python3.dll (imports: {', '.join(pe.imports)})")
 
@@ -231,9 +238,7 @@ class ImportCheck:
         importer_dir = str(PurePosixPath(pe.path).parent)
         target = self.by_name[dll.lower()][0]
         target_dir = str(PurePosixPath(target).parent)
-        if target_dir != importer_dir and not (
-            _dll_dirs_added(init) and PurePosixPath(target_dir).name in init
-        ):
+        if target_dir != importer_dir and not (_dll_dirs_added(init) and PurePosixPath(target_dir).name in init):
             self.search.append(
                 f"{pe.path} imports {dll} from {target_dir}/, but {top}/__init__.py does "
                 f"not add that folder with os.add_dll_directory (Python >= 3.8 no longer "
@@ -244,8 +249,11 @@ class ImportCheck:
 def bundled_dll_problems(cfg: SuiteConfig, bundled: Iterable[str]) -> list[str]:
     """windows-wheel.bundled-dlls that are not in the wheel."""
     present = {original_name(PurePosixPath(b).name).lower() for b in bundled}
-    return [f"{name} is not in the wheel (tool.maturin-suite.windows-wheel.bundled-dlls)"
-            for name in cfg.windows_wheel.bundled_dlls if name.lower() not in present]
+    return [
+        f"{name} is not in the wheel (tool.maturin-suite.windows-wheel.bundled-dlls)"
+        for name in cfg.windows_wheel.bundled_dlls
+        if name.lower() not in present
+    ]
 
 
 def analyse(
@@ -262,8 +270,9 @@ def analyse(
         return out
 
     want_machine = MACHINES.get(platform_tag)
-    out += _rule_findings(wheel_name, "pe-machine", machine_problems(parsed, platform_tag, want_machine),
-                          f"all {platform_tag}")
+    out += _rule_findings(
+        wheel_name, "pe-machine", machine_problems(parsed, platform_tag, want_machine), f"all {platform_tag}"
+    )
 
     imports = ImportCheck(
         members,
@@ -275,22 +284,34 @@ def analyse(
     for pe in parsed:
         imports.check(pe)
     bundled = sorted(p.path for p in parsed if p.path.lower().endswith(".dll"))
+    out += import_findings(wheel_name, imports, len(parsed), bundled, abi_tag)
     out += _rule_findings(
-        wheel_name, "pe-closure", imports.closure,
-        f"{len(parsed)} PE files resolve; bundled: {', '.join(PurePosixPath(b).name for b in bundled) or 'none'}",
+        wheel_name,
+        "bundled-dlls",
+        bundled_dll_problems(cfg, bundled),
+        f"{', '.join(cfg.windows_wheel.bundled_dlls) or 'no floor'} present",
     )
-    out += _rule_findings(wheel_name, "dll-search-path", imports.search,
-                          "bundled DLLs are on the package's DLL search path")
+    out += _rule_findings(
+        wheel_name, "dll-licenses", license_problems(members, bundled, cfg), "licence texts of bundled DLLs present"
+    )
+    return out
+
+
+def import_findings(
+    wheel_name: str, imports: ImportCheck, count: int, bundled: list[str], abi_tag: str
+) -> list[Finding]:
+    """The closure, DLL search path and python3.dll rows of the import check."""
+    names = ", ".join(PurePosixPath(b).name for b in bundled) or "none"
+    out = _rule_findings(wheel_name, "pe-closure", imports.closure, f"{count} PE files resolve; bundled: {names}")
+    out += _rule_findings(
+        wheel_name, "dll-search-path", imports.search, "bundled DLLs are on the package's DLL search path"
+    )
     if abi_tag == "abi3":
-        out += _rule_findings(wheel_name, "abi3-python-dll", imports.abi3,
-                              "extensions link python3.dll, no python3X.dll")
+        out += _rule_findings(
+            wheel_name, "abi3-python-dll", imports.abi3, "extensions link python3.dll, no python3X.dll"
+        )
     else:
         out.append(Finding(wheel_name, "abi3-python-dll", "n/a", f"abi tag {abi_tag}"))
-
-    out += _rule_findings(wheel_name, "bundled-dlls", bundled_dll_problems(cfg, bundled),
-                          f"{', '.join(cfg.windows_wheel.bundled_dlls) or 'no floor'} present")
-    out += _rule_findings(wheel_name, "dll-licenses", license_problems(members, bundled, cfg),
-                          "licence texts of bundled DLLs present")
     return out
 
 
@@ -298,8 +319,7 @@ def license_problems(members: Mapping[str, bytes], bundled: Iterable[str], cfg: 
     """Bundled DLLs whose licence texts are not in .dist-info/licenses/."""
     requirements = license_requirements(cfg)
     shipped: dict[str, bytes] = {
-        PurePosixPath(p).name: data for p, data in members.items()
-        if re.match(r"[^/]+\.dist-info/licenses/", p)
+        PurePosixPath(p).name: data for p, data in members.items() if re.match(r"[^/]+\.dist-info/licenses/", p)
     }
     problems = []
     for path in bundled:

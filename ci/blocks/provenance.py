@@ -43,8 +43,9 @@ def system_gmp_version(cc: str, env: Mapping[str, str]) -> str | None:
     return ".".join(p for p in parts if p) if all(parts) else None
 
 
-def toolchain(env: Mapping[str, str], queries: Mapping[str, Sequence[str]],
-              known: Mapping[str, str | None] | None = None) -> dict[str, str]:
+def toolchain(
+    env: Mapping[str, str], queries: Mapping[str, Sequence[str]], known: Mapping[str, str | None] | None = None
+) -> dict[str, str]:
     """Versions by name: each query's first output line, plus ``known`` values
     found otherwise (e.g. GMP); names whose version is unknown are left out."""
     found = {name: first_line(argv, env) for name, argv in queries.items()}
@@ -62,9 +63,14 @@ def sha256(path: Path) -> str:
 
 def record(report_dir: Path, session: str, artifact: Path, tools: Mapping[str, str]) -> Path:
     """Write this run's provenance of ``artifact`` (replacing earlier runs')."""
-    entry = {"artifact": artifact.name, "sha256": sha256(artifact), "size": artifact.stat().st_size,
-             "session": session, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "toolchain": dict(tools)}
+    entry = {
+        "artifact": artifact.name,
+        "sha256": sha256(artifact),
+        "size": artifact.stat().st_size,
+        "session": session,
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "toolchain": dict(tools),
+    }
     report_dir.mkdir(parents=True, exist_ok=True)
     with artifacts.staging_dir(report_dir, "provenance") as tmp:
         (tmp / RECORD).write_text(json.dumps([entry], indent=2) + "\n", encoding="utf-8")

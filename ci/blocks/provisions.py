@@ -44,11 +44,43 @@ TOOLCHAIN = re.compile(
     r"^(?:stable|beta|nightly|\d+\.\d+(?:\.\d+)?)(?:-\d{4}-\d{2}-\d{2})?(?:-(?P<host>[a-z0-9_]+(?:-[a-z0-9_]+){2,3}))?$"
 )
 RUSTUP_VALUE_OPTIONS = frozenset({"--profile", "-c", "--component", "-t", "--target", "--toolchain"})
-CARGO_VALUE_OPTIONS = frozenset({"--version", "--vers", "--root", "--git", "--branch", "--tag", "--rev", "--path",
-                                 "--features", "-F", "--target", "--profile", "--index", "--registry", "-j",
-                                 "--jobs", "--target-dir", "--install-path", "--strategies"})
-PIP_VALUE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint", "--group", "-i", "--index-url",
-                               "--extra-index-url", "--python-version", "--target"})
+CARGO_VALUE_OPTIONS = frozenset(
+    {
+        "--version",
+        "--vers",
+        "--root",
+        "--git",
+        "--branch",
+        "--tag",
+        "--rev",
+        "--path",
+        "--features",
+        "-F",
+        "--target",
+        "--profile",
+        "--index",
+        "--registry",
+        "-j",
+        "--jobs",
+        "--target-dir",
+        "--install-path",
+        "--strategies",
+    }
+)
+PIP_VALUE_OPTIONS = frozenset(
+    {
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "--group",
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "--python-version",
+        "--target",
+    }
+)
 MSYS2_RUST = {"mingw-w64-x86_64-rust": "x86_64-pc-windows-gnu"}
 SETUP = "setup"  # the set-up entry's session (ci/sessions/setup.py)
 SETUP_RUN = re.compile(rf"nox -s {SETUP} -- (?P<args>.+)")
@@ -123,8 +155,11 @@ def _rustup(machine: _Machine, args: Sequence[str]) -> None:
     toolchain = (opts.get("--toolchain") or [""])[-1] or None
     if pos[:2] == ["toolchain", "install"]:
         for name in pos[2:]:
-            machine.install(name, _split(opts.get("-c", []) + opts.get("--component", [])),
-                            _split(opts.get("-t", []) + opts.get("--target", [])))
+            machine.install(
+                name,
+                _split(opts.get("-c", []) + opts.get("--component", [])),
+                _split(opts.get("-t", []) + opts.get("--target", [])),
+            )
     elif pos[:1] == ["default"] and len(pos) == 2:
         machine.set_default(pos[1])
     elif pos[:2] == ["component", "add"]:
@@ -189,9 +224,11 @@ def _install_action(machine: _Machine, commit: str, tools: str) -> None:
             machine.provided.add_tool(name, version)
             continue
         machine.provided.refused[f"cargo tool {name}"] = (
-            f"taiki-e/install-action@{commit[:12]} knows {name} only up to {newest}" if newest else
-            f"taiki-e/install-action@{commit[:12]} is not known to have {name} {version} "
-            f"(no [install-action.{commit}] entry for it in {needs_.REQUIREMENTS_FILE})")
+            f"taiki-e/install-action@{commit[:12]} knows {name} only up to {newest}"
+            if newest
+            else f"taiki-e/install-action@{commit[:12]} is not known to have {name} {version} "
+            f"(no [install-action.{commit}] entry for it in {needs_.REQUIREMENTS_FILE})"
+        )
 
 
 def _action(machine: _Machine, step: Mapping[str, Any]) -> None:
@@ -209,15 +246,18 @@ def _action(machine: _Machine, step: Mapping[str, Any]) -> None:
                 machine.set_default(f"msys2:{package}", host)
     elif action in RUST_ACTIONS and with_.get("toolchain"):
         name = str(with_["toolchain"])
-        machine.install(name, _split([str(with_.get("components", ""))]),
-                        _split([str(with_.get(RUST_ACTIONS[action], ""))]))
+        machine.install(
+            name, _split([str(with_.get("components", ""))]), _split([str(with_.get(RUST_ACTIONS[action], ""))])
+        )
         machine.set_default(name)
 
 
 def runs_nox(step: Mapping[str, Any]) -> bool:
     """The step runs a nox session (the set-up entry aside) or lists sessions for a plan."""
-    return any((NOX_RUN.fullmatch(c) and not SETUP_RUN.fullmatch(c)) or PLAN.fullmatch(c) or PLAN_ASSIGN.fullmatch(c)
-               for c in commands(str(step.get("run", ""))))
+    return any(
+        (NOX_RUN.fullmatch(c) and not SETUP_RUN.fullmatch(c)) or PLAN.fullmatch(c) or PLAN_ASSIGN.fullmatch(c)
+        for c in commands(str(step.get("run", "")))
+    )
 
 
 def setup_sessions(args: str, env: Mapping[str, Any], context: Mapping[str, Any]) -> list[str] | None:
@@ -262,8 +302,13 @@ def _setup(machine: _Machine, sessions: Sequence[str]) -> None:
             machine.provided.add_tool(tool, "" if version == needs_.ANY_VERSION else version)
 
 
-def provisions_before(steps: Sequence[Mapping[str, Any]], runner: Runner, req: Requirements,
-                      context: Mapping[str, Any], env: Mapping[str, Any] | None = None) -> Provided:
+def provisions_before(
+    steps: Sequence[Mapping[str, Any]],
+    runner: Runner,
+    req: Requirements,
+    context: Mapping[str, Any],
+    env: Mapping[str, Any] | None = None,
+) -> Provided:
     """What the steps before the first nox step provide when their ``if:`` holds
     under ``context``; ``env`` is the job's (and workflow's) environment."""
     machine = _Machine(runner, req)
@@ -302,8 +347,13 @@ def _entries(run: SessionRun, lister: SessionLister, known: Mapping[str, Any]) -
     return [known.get(s) or {"session": s, "name": s} for s in run.sessions]
 
 
-def check_provisions(workflows: Mapping[str, Mapping[str, Any]], parity: Parity, lister: SessionLister,
-                     req: Requirements, linux_wheel_mode: str = "auto") -> Provisions:
+def check_provisions(
+    workflows: Mapping[str, Mapping[str, Any]],
+    parity: Parity,
+    lister: SessionLister,
+    req: Requirements,
+    linux_wheel_mode: str = "auto",
+) -> Provisions:
     """Every job that runs nox provides, before its nox step, the needs of each
     session it runs on its runner's platform (and nox itself, from the lock)."""
     result = Provisions()
@@ -315,8 +365,11 @@ def check_provisions(workflows: Mapping[str, Mapping[str, Any]], parity: Parity,
             runs_on = job.get("runs-on")
             runner = req.runner_for(runs_on) if isinstance(runs_on, str) else None
             if runner is None:
-                result.problems.append(Problem(name, job_id, f"runs-on {runs_on!r} is no runner "
-                                                             f"{needs_.REQUIREMENTS_FILE} [runners] knows"))
+                result.problems.append(
+                    Problem(
+                        name, job_id, f"runs-on {runs_on!r} is no runner {needs_.REQUIREMENTS_FILE} [runners] knows"
+                    )
+                )
                 continue
             env = {**(wf.get("env") or {}), **(job.get("env") or {})}
             job_ctx = _JobCheck(result, name, job_id, job, runner, req, linux_wheel_mode, env)
@@ -351,13 +404,20 @@ class _JobCheck:
         needs = self.req.needs(base, platform) if entry is not None else None
         self.result.checked.append((self.workflow, self.job_id, session or "(nox only)", platform))
         if entry is not None and needs is None:
-            self.problem(f"runs session {session!r} on {platform}, but {needs_.REQUIREMENTS_FILE} declares "
-                         f"no [sessions.{base}.{platform}]")
+            self.problem(
+                f"runs session {session!r} on {platform}, but {needs_.REQUIREMENTS_FILE} declares "
+                f"no [sessions.{base}.{platform}]"
+            )
             return
         python = (entry or {}).get("python")
-        for need in needs_.missing(needs, self.req.nox, provided, runner_host=self.runner.rust_host,
-                                   extra_python=[python] if isinstance(python, str) else [],
-                                   distro=self.runner.distro):
+        for need in needs_.missing(
+            needs,
+            self.req.nox,
+            provided,
+            runner_host=self.runner.rust_host,
+            extra_python=[python] if isinstance(python, str) else [],
+            distro=self.runner.distro,
+        ):
             what = f"session {session!r} on {platform}" if session else "nox"
             self.problem(f"{what} needs {need}, which no step before the nox step provides: {need.how}")
         if needs is not None and needs.linux_wheel_mode:
@@ -374,4 +434,5 @@ class _JobCheck:
             f"{self.workflow}, job {self.job_id}: {session} takes the {route} route on {self.job['runs-on']} "
             f"(tool.maturin-suite.linux-wheel.mode = {self.linux_wheel_mode!r}, a container engine answers "
             f"there), {needs_.REQUIREMENTS_FILE} wants {wanted!r}; ci/sessions/linux_wheel.py offers no "
-            f"per-run choice (posarg or env), so set mode = {wanted!r} in pyproject.toml")
+            f"per-run choice (posarg or env), so set mode = {wanted!r} in pyproject.toml"
+        )

@@ -49,8 +49,13 @@ from ci.core.project import load_project
 
 TAR_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, ValueError)
 # Variables that would let a cache or another build stand in for the proof's.
-NOT_PASSED_ON = ("CARGO_BUILD_TARGET_DIR", "RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER",
-                 "RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER")
+NOT_PASSED_ON = (
+    "CARGO_BUILD_TARGET_DIR",
+    "RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+)
 COULDNT_READ = re.compile(r"^error: couldn't read `(?P<path>[^`]+)`: No such file or directory")
 LOCATION = re.compile(r"^\s*--> (?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
@@ -74,8 +79,11 @@ def path_dependencies(cfg: SuiteConfig) -> list[Path]:
     """Crate folders the python crate reaches through path dependencies
     (cargo metadata, transitively), relative to the workspace root."""
     project = load_project(cfg.root)
-    return [folder.relative_to(cfg.workspace) for folder in project.path_closure(project.python_crate)
-            if folder.is_relative_to(cfg.workspace)]
+    return [
+        folder.relative_to(cfg.workspace)
+        for folder in project.path_closure(project.python_crate)
+        if folder.is_relative_to(cfg.workspace)
+    ]
 
 
 def sdist_members(path: Path) -> list[PurePosixPath]:
@@ -105,10 +113,7 @@ def smoke_code(cfg: SuiteConfig) -> str:
     """The configured smoke test, or an import of the package."""
     if cfg.smoke:
         return cfg.smoke
-    return (
-        f"import {cfg.import_name} as m; "
-        "print(m.__name__, getattr(m, '__version__', '?'))"
-    )
+    return f"import {cfg.import_name} as m; print(m.__name__, getattr(m, '__version__', '?'))"
 
 
 # ------------------------------------------------------------ unpacking
@@ -124,8 +129,10 @@ def unpack(sdist: Path, dest: Path) -> Path:
         raise CheckFailed(f"{sdist.name}: cannot be unpacked safely: {e}") from None
     tops = [p for p in dest.iterdir() if p.is_dir()]
     if len(tops) != 1 or not (tops[0] / "pyproject.toml").is_file():
-        raise CheckFailed(f"{sdist.name}: expected one top folder holding pyproject.toml, "
-                          f"found {', '.join(sorted(p.name for p in dest.iterdir())) or 'nothing'}")
+        raise CheckFailed(
+            f"{sdist.name}: expected one top folder holding pyproject.toml, "
+            f"found {', '.join(sorted(p.name for p in dest.iterdir())) or 'nothing'}"
+        )
     return tops[0].resolve()
 
 
@@ -166,8 +173,13 @@ def private_cargo_home(scratch: Path, env: Mapping[str, str]) -> Path:
 
 
 def proof_env(ctx: Context, scratch: Path, home: Path) -> dict[str, str]:
-    env = ctx.env(CARGO_HOME=str(home), CARGO_TARGET_DIR=str(scratch / "target"),
-                  CARGO_NET_OFFLINE="true", PIP_NO_INDEX="1", UV_OFFLINE="1")
+    env = ctx.env(
+        CARGO_HOME=str(home),
+        CARGO_TARGET_DIR=str(scratch / "target"),
+        CARGO_NET_OFFLINE="true",
+        PIP_NO_INDEX="1",
+        UV_OFFLINE="1",
+    )
     for name in NOT_PASSED_ON:
         env.pop(name, None)
     return env
@@ -179,7 +191,7 @@ def first_error(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     for i, line in enumerate(lines):
         if line.startswith("error") and not line.startswith("error: could not compile"):
-            loc = next((m for m in map(LOCATION.match, lines[i + 1:i + 4]) if m), None)
+            loc = next((m for m in map(LOCATION.match, lines[i + 1 : i + 4]) if m), None)
             return f"{line.strip()} (at {loc['file']}:{loc['line']})" if loc else line.strip()
     return lines[-1].strip() if lines else "(no output)"
 
@@ -188,15 +200,30 @@ def resolve_offline(ctx: Context, top: Path, env: Mapping[str, str]) -> Path:
     """``cargo metadata --offline`` in the unpacked sdist (no ``--locked``):
     cargo keeps the versions its Cargo.lock pins, drops the entries of members
     the sdist left out, and writes the lock. Returns the workspace root."""
-    argv = [ctx.project.cargo, "metadata", "--format-version", "1", "--offline",
-            "--manifest-path", str(sdist_manifest(top))]
-    proc = ctx.console.run(argv, cwd=top, env=env, capture=True, check=False,
-                           title="resolve the sdist's dependencies offline (cargo metadata, no --locked)")
+    argv = [
+        ctx.project.cargo,
+        "metadata",
+        "--format-version",
+        "1",
+        "--offline",
+        "--manifest-path",
+        str(sdist_manifest(top)),
+    ]
+    proc = ctx.console.run(
+        argv,
+        cwd=top,
+        env=env,
+        capture=True,
+        check=False,
+        title="resolve the sdist's dependencies offline (cargo metadata, no --locked)",
+    )
     if proc.returncode != 0:
         ctx.console.say(proc.stderr)
         not_fetched = any(s in proc.stderr for s in ("offline mode", "failed to download", "no matching package"))
-        raise CheckFailed(f"cargo cannot resolve the sdist's dependencies offline: {first_error(proc.stderr)}",
-                          hint=FETCH_HINT if not_fetched else None)
+        raise CheckFailed(
+            f"cargo cannot resolve the sdist's dependencies offline: {first_error(proc.stderr)}",
+            hint=FETCH_HINT if not_fetched else None,
+        )
     return Path(json.loads(proc.stdout)["workspace_root"]).resolve()
 
 
@@ -207,8 +234,9 @@ def read_lock(path: Path) -> dict[LockKey, str]:
     """``{(name, version, source): checksum}`` of every package in a Cargo.lock."""
     try:
         packages = tomllib.loads(path.read_text(encoding="utf-8")).get("package", [])
-        return {(str(p["name"]), str(p["version"]), str(p.get("source", ""))): str(p.get("checksum", ""))
-                for p in packages}
+        return {
+            (str(p["name"]), str(p["version"]), str(p.get("source", ""))): str(p.get("checksum", "")) for p in packages
+        }
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError) as e:
         raise CheckFailed(f"cannot read {path} as a Cargo.lock: {e!r}") from None
 
@@ -227,8 +255,9 @@ def lock_problems(repo: Mapping[LockKey, str], sdist: Mapping[LockKey, str]) -> 
             continue
         locked = sorted(v for (n, v, s) in repo if n == name and s == source)
         if locked:
-            problems.append(f"{name} resolves to {version} in the sdist, the repository's Cargo.lock pins "
-                            f"{' and '.join(locked)}")
+            problems.append(
+                f"{name} resolves to {version} in the sdist, the repository's Cargo.lock pins {' and '.join(locked)}"
+            )
         else:
             origin = "" if source == CRATES_IO else f" ({source})"
             problems.append(f"{name} {version}{origin} is not in the repository's Cargo.lock")
@@ -240,8 +269,10 @@ def check_locked_versions(cfg: SuiteConfig, sdist_lock: Path) -> tuple[int, tupl
     number of registry packages checked and the members the sdist left out."""
     repo_lock = cfg.workspace / "Cargo.lock"
     if not repo_lock.is_file():
-        raise CheckFailed(f"the repository has no Cargo.lock ({repo_lock}): the sdist's versions cannot be proven",
-                          hint="run `cargo generate-lockfile` in the workspace and commit Cargo.lock")
+        raise CheckFailed(
+            f"the repository has no Cargo.lock ({repo_lock}): the sdist's versions cannot be proven",
+            hint="run `cargo generate-lockfile` in the workspace and commit Cargo.lock",
+        )
     repo, sdist = read_lock(repo_lock), read_lock(sdist_lock)
     problems = lock_problems(repo, sdist)
     if problems:
@@ -268,7 +299,7 @@ def missing_files(text: str, top: Path, root: Path) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for i, line in enumerate(lines):
         wanted = COULDNT_READ.match(line)
-        loc = next((m for m in map(LOCATION.match, lines[i + 1:i + 4]) if m), None) if wanted else None
+        loc = next((m for m in map(LOCATION.match, lines[i + 1 : i + 4]) if m), None) if wanted else None
         if not wanted or not loc:
             continue
         file, source = tree_path(wanted["path"], top, root), tree_path(loc["file"], top, root)
@@ -280,8 +311,11 @@ def missing_files(text: str, top: Path, root: Path) -> list[tuple[str, str]]:
 def reading_crate(cfg: SuiteConfig, source: str) -> str:
     """The workspace folder of the crate whose source file ``source`` is."""
     project = load_project(cfg.root)
-    folders = [c.folder.relative_to(cfg.workspace).as_posix() for c in project.members
-               if c.folder.is_relative_to(cfg.workspace)]
+    folders = [
+        c.folder.relative_to(cfg.workspace).as_posix()
+        for c in project.members
+        if c.folder.is_relative_to(cfg.workspace)
+    ]
     inside = [f for f in folders if f == "." or source.startswith(f + "/")]
     return max(inside, key=len, default=".")
 
@@ -301,13 +335,20 @@ def include_advice(cfg: SuiteConfig, file: str, source: str) -> str:
         head += " (it is not in the repository either)"
     if crate != "." and file.startswith(f"{crate}/"):
         return f"{head}: {crate}/Cargo.toml keeps it out of the crate's package (package.include/exclude): let it in"
-    move = (f"move the file into the crate that reads it ({crate}/) and adjust the path" if crate != "."
-            else "let it into the crate's package in Cargo.toml (package.include/exclude)")
+    move = (
+        f"move the file into the crate that reads it ({crate}/) and adjust the path"
+        if crate != "."
+        else "let it into the crate's package in Cargo.toml (package.include/exclude)"
+    )
     if py_dir == ".":
-        return (f'{head}: add include = [{{ path = "{file}", format = "sdist" }}] to [tool.maturin] '
-                f"in pyproject.toml, or {move}")
-    return (f"{head}: {move}; tool.maturin.include in {py_dir}/pyproject.toml cannot carry it "
-            f"(maturin takes those paths from under {py_dir}/ and puts them at the sdist's top)")
+        return (
+            f'{head}: add include = [{{ path = "{file}", format = "sdist" }}] to [tool.maturin] '
+            f"in pyproject.toml, or {move}"
+        )
+    return (
+        f"{head}: {move}; tool.maturin.include in {py_dir}/pyproject.toml cannot carry it "
+        f"(maturin takes those paths from under {py_dir}/ and puts them at the sdist's top)"
+    )
 
 
 def build_failure(cfg: SuiteConfig, text: str, top: Path, root: Path) -> CheckFailed:
@@ -324,8 +365,14 @@ def build_offline(ctx: Context, top: Path, root: Path, out: Path, env: Mapping[s
     """``maturin build`` in the sdist's top folder (as pip would), into ``out``."""
     out.mkdir()
     argv = [maturin.maturin(ctx), "build", "--profile", "dev", "--out", str(out), "--auditwheel", "skip"]
-    proc = ctx.console.run(argv, cwd=top, env=env, capture=True, check=False,
-                           title="build a wheel from the unpacked sdist (offline, empty target dir and CARGO_HOME)")
+    proc = ctx.console.run(
+        argv,
+        cwd=top,
+        env=env,
+        capture=True,
+        check=False,
+        title="build a wheel from the unpacked sdist (offline, empty target dir and CARGO_HOME)",
+    )
     text = (proc.stdout or "") + (proc.stderr or "")
     ctx.console.say(text.rstrip())
     if proc.returncode != 0:

@@ -66,8 +66,13 @@ def find_tarpaulin(env: Mapping[str, str], version: str) -> tuple[Path, str] | N
 def install_command(cargo_exe: str, version: str, root: Path) -> list[str]:
     """The cheapest pinned install: no libgit2/openssl (``--no-default-features``)."""
     return [
-        cargo_exe, "install", "--locked", f"cargo-tarpaulin@{version}",
-        "--no-default-features", "--root", str(root),
+        cargo_exe,
+        "install",
+        "--locked",
+        f"cargo-tarpaulin@{version}",
+        "--no-default-features",
+        "--root",
+        str(root),
     ]
 
 
@@ -82,8 +87,11 @@ def ensure_tarpaulin(ctx: Context, cargo_exe: str, version: str) -> tuple[Path, 
     # cargo install builds in a temporary target dir of its own, unless told otherwise.
     install_env = {k: v for k, v in env.items() if k not in ("CARGO_TARGET_DIR", "RUSTFLAGS", "LLVM_PROFILE_FILE")}
     ctx.console.run(
-        install_command(cargo_exe, version, root), cwd=ctx.root, env=install_env,
-        title=f"install cargo-tarpaulin {version} into {root}", hint=hint,
+        install_command(cargo_exe, version, root),
+        cwd=ctx.root,
+        env=install_env,
+        title=f"install cargo-tarpaulin {version} into {root}",
+        hint=hint,
     )
     found = find_tarpaulin(env, version)
     if found is None:
@@ -96,7 +104,10 @@ def tarpaulin_rustflags(ctx: Context, tarpaulin: Path) -> str:
     same instrumented dependencies)."""
     proc = ctx.console.run(
         [tarpaulin, "tarpaulin", "--print-rust-flags", "--engine", "llvm"],
-        cwd=ctx.config.workspace, env=ctx.env(), title="tarpaulin --print-rust-flags", capture=True,
+        cwd=ctx.config.workspace,
+        env=ctx.env(),
+        title="tarpaulin --print-rust-flags",
+        capture=True,
     )
     m = re.search(r'RUSTFLAGS="([^"]*)"', proc.stdout + proc.stderr)
     flags = m.group(1) if m else ""

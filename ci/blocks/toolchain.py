@@ -84,8 +84,17 @@ def probe_native(lib: NativeLibrary, env: Mapping[str, str]) -> ProbeResult:
         compile_ = probe([*cc.split(), *flags, "-c", str(src), "-o", str(Path(tmp, "probe.o"))], env=env)
         if compile_ is None or compile_.returncode != 0:
             return ProbeResult(False, "header", compile_.stderr.strip() if compile_ else f"{cc} did not start")
-        link = probe([*cc.split(), str(Path(tmp, "probe.o")), *env.get("LDFLAGS", "").split(),
-                      f"-l{lib.link}", "-o", str(Path(tmp, "probe"))], env=env)
+        link = probe(
+            [
+                *cc.split(),
+                str(Path(tmp, "probe.o")),
+                *env.get("LDFLAGS", "").split(),
+                f"-l{lib.link}",
+                "-o",
+                str(Path(tmp, "probe")),
+            ],
+            env=env,
+        )
         if link is None or link.returncode != 0:
             return ProbeResult(False, "library", link.stderr.strip() if link else f"{cc} did not start")
     return ProbeResult(True, "ok", "")
@@ -121,8 +130,7 @@ def require_native(libs: Sequence[NativeLibrary], env: Mapping[str, str], cache:
         if result.stage == "compiler":
             raise ToolMissing(
                 f"no C compiler found to check for {lib.name}",
-                hint="Debian/Ubuntu: apt-get install gcc; manylinux: present; "
-                "MSYS2: pacman -S mingw-w64-x86_64-gcc",
+                hint="Debian/Ubuntu: apt-get install gcc; manylinux: present; MSYS2: pacman -S mingw-w64-x86_64-gcc",
             )
         what = f"header <{lib.header}>" if result.stage == "header" else f"library -l{lib.link}"
         detail = result.output.splitlines()[-1] if result.output else ""
@@ -169,17 +177,17 @@ def _candidates(version: str, env: Mapping[str, str]) -> list[Path]:
     pyenv_root = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv")
     versions = pyenv_root / "versions"
     if versions.is_dir():
+
         def key(p: Path) -> tuple[int, ...]:
             return tuple(int(x) for x in re.findall(r"\d+", p.name))
+
         for d in sorted(versions.glob(f"{version}.*"), key=key, reverse=True):
             if re.fullmatch(rf"{re.escape(version)}\.\d+", d.name):
                 found.append(d / "bin" / exe)
     return found
 
 
-def find_interpreters(
-    versions: Sequence[str], env: Mapping[str, str]
-) -> tuple[list[Interpreter], list[str]]:
+def find_interpreters(versions: Sequence[str], env: Mapping[str, str]) -> tuple[list[Interpreter], list[str]]:
     """CPython interpreters for each of ``versions``: (found, versions not found).
 
     Looks on PATH (``python3.X``), at the interpreter running the suite, and in

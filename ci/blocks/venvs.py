@@ -61,8 +61,9 @@ def ensure_venv(ctx: Context, venv: Path, interpreter: Path) -> Path:
     python = venv_python(venv)
     cfg = venv / "pyvenv.cfg"
     if python.exists() and cfg.exists():
-        home = next((line.split("=", 1)[1].strip() for line in cfg.read_text().splitlines()
-                     if line.startswith("home")), "")
+        home = next(
+            (line.split("=", 1)[1].strip() for line in cfg.read_text().splitlines() if line.startswith("home")), ""
+        )
         if Path(home) == interpreter.parent or Path(home).resolve() == interpreter.resolve().parent:
             return python
         shutil.rmtree(venv)  # ours (made by this function), for another interpreter
@@ -107,8 +108,12 @@ def install(
         if requirements:
             ctx.console.run([*pip, *requirements], cwd=ctx.root, env=env, title=title)
         if wheel is not None:
-            ctx.console.run([*pip, "--force-reinstall", "--no-deps", str(wheel)],
-                            cwd=ctx.root, env=env, title=f"{title}: {wheel.name}")
+            ctx.console.run(
+                [*pip, "--force-reinstall", "--no-deps", str(wheel)],
+                cwd=ctx.root,
+                env=env,
+                title=f"{title}: {wheel.name}",
+            )
     marker.write_text(json.dumps(key))
     return True
 

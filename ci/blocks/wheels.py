@@ -87,15 +87,13 @@ def matches_library(filename: str, prefix: str) -> bool:
 def extension_modules(members: Mapping[str, bytes]) -> dict[str, bytes]:
     """The ELF extension modules of a wheel (``*.so`` outside ``*.libs/``)."""
     return {
-        name: data for name, data in members.items()
-        if name.endswith(".so") and data[:4] == ELF_MAGIC
-        and not PurePosixPath(name).parts[0].endswith(".libs")
+        name: data
+        for name, data in members.items()
+        if name.endswith(".so") and data[:4] == ELF_MAGIC and not PurePosixPath(name).parts[0].endswith(".libs")
     }
 
 
-def bundling_problems(
-    members: Mapping[str, bytes], import_name: str, bundled: tuple[str, ...]
-) -> list[str]:
+def bundling_problems(members: Mapping[str, bytes], import_name: str, bundled: tuple[str, ...]) -> list[str]:
     """Why the wheel's ``<pkg>.libs/`` is not exactly the ``bundled`` libraries,
     properly wired (empty when it is).
 

@@ -53,36 +53,43 @@ WORKFLOWS_DIR = Path(".github/workflows")
 ALL_SESSIONS = ("-k", "True")  # nox keyword expression that selects every session
 
 # Actions that only prepare the machine or move files between jobs.
-SETUP_ACTIONS = frozenset({
-    "actions/checkout",
-    "actions/setup-python",
-    "actions/download-artifact",
-    "Swatinem/rust-cache",
-    "taiki-e/install-action",
-    "msys2/setup-msys2",
-    "dtolnay/rust-toolchain",
-})
-DELIVERY_ACTIONS = frozenset({
-    "actions/upload-artifact",
-    "codecov/codecov-action",
-    "pypa/gh-action-pypi-publish",
-})
+SETUP_ACTIONS = frozenset(
+    {
+        "actions/checkout",
+        "actions/setup-python",
+        "actions/download-artifact",
+        "Swatinem/rust-cache",
+        "taiki-e/install-action",
+        "msys2/setup-msys2",
+        "dtolnay/rust-toolchain",
+    }
+)
+DELIVERY_ACTIONS = frozenset(
+    {
+        "actions/upload-artifact",
+        "codecov/codecov-action",
+        "pypa/gh-action-pypi-publish",
+    }
+)
 CACHE_ACTIONS = frozenset({"Swatinem/rust-cache", "actions/cache", "actions/cache/save"})
 MAIN_ONLY = "${{ github.ref == 'refs/heads/main' }}"
 
-SETUP_COMMANDS = tuple(re.compile(p) for p in (
-    r'python -m pip install --upgrade "?pip(>=[0-9.]+)?"?',
-    r"python -m pip install --group [A-Za-z0-9_.:/-]+",
-    r"python -m pip install --require-hashes -r [A-Za-z0-9_./-]+",
-    r"sudo apt-get update",
-    r"sudo apt-get install -y( --no-install-recommends)?( [a-z0-9][a-z0-9.+-]*)+",
-    r"pacman -S( --needed| --noconfirm)*( [a-z0-9][a-z0-9.+_-]*)+",
-    r"rustup (toolchain install|default|target add|component add|show)( [A-Za-z0-9_.=,-]+)*",
-    r"cargo install --locked( --no-default-features)? [a-z0-9_-]+@[0-9][0-9A-Za-z.+-]*( --no-default-features)?",
-    r"cargo binstall( --no-confirm| -y)* [a-z0-9_-]+@[0-9][0-9A-Za-z.+-]*",
-    r"git config --global [a-z.]+ [A-Za-z0-9_-]+",
-    r"set -euo pipefail",
-))
+SETUP_COMMANDS = tuple(
+    re.compile(p)
+    for p in (
+        r'python -m pip install --upgrade "?pip(>=[0-9.]+)?"?',
+        r"python -m pip install --group [A-Za-z0-9_.:/-]+",
+        r"python -m pip install --require-hashes -r [A-Za-z0-9_./-]+",
+        r"sudo apt-get update",
+        r"sudo apt-get install -y( --no-install-recommends)?( [a-z0-9][a-z0-9.+-]*)+",
+        r"pacman -S( --needed| --noconfirm)*( [a-z0-9][a-z0-9.+_-]*)+",
+        r"rustup (toolchain install|default|target add|component add|show)( [A-Za-z0-9_.=,-]+)*",
+        r"cargo install --locked( --no-default-features)? [a-z0-9_-]+@[0-9][0-9A-Za-z.+-]*( --no-default-features)?",
+        r"cargo binstall( --no-confirm| -y)* [a-z0-9_-]+@[0-9][0-9A-Za-z.+-]*",
+        r"git config --global [a-z.]+ [A-Za-z0-9_-]+",
+        r"set -euo pipefail",
+    )
+)
 NOX_RUN = re.compile(r"nox -s (?P<arg>\S+)(?: -- (?P<posargs>.+))?")
 _NOX_ARGS = r"(?P<args>( [A-Za-z0-9_.=-]+)*)"
 _VAR = r"\$\{?(?P<var>[A-Za-z_][A-Za-z0-9_]*)\}?"
@@ -99,9 +106,7 @@ MATRIX_REF = re.compile(r"^\$\{\{\s*matrix\.(?P<key>[A-Za-z0-9_-]+)\.session\s*\
 FROM_PLAN = re.compile(
     r"^\$\{\{\s*fromJSON\(\s*needs\.(?P<job>[A-Za-z0-9_-]+)\.outputs\.(?P<out>[A-Za-z0-9_-]+)\s*\)\s*\}\}$"
 )
-STEP_OUTPUT = re.compile(
-    r"^\$\{\{\s*steps\.(?P<step>[A-Za-z0-9_-]+)\.outputs\.(?P<name>[A-Za-z0-9_-]+)\s*\}\}$"
-)
+STEP_OUTPUT = re.compile(r"^\$\{\{\s*steps\.(?P<step>[A-Za-z0-9_-]+)\.outputs\.(?P<name>[A-Za-z0-9_-]+)\s*\}\}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)(?:\s+#\s*(?P<comment>.*\S))?\s*$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"^v\d+(\.\d+)*$")
@@ -210,8 +215,7 @@ def nox_lister(root: Path, python: str = sys.executable) -> SessionLister:
                 if proc is None:
                     raise SuiteError(f"`nox -l --json {' '.join(key)}` did not start or answer in 300 s")
                 raise SuiteError(
-                    f"`nox -l --json {' '.join(key)}` failed (exit {proc.returncode}): "
-                    f"{proc.stderr.strip()[-1500:]}"
+                    f"`nox -l --json {' '.join(key)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}"
                 )
             lines = [line for line in proc.stdout.splitlines() if line.strip()]
             try:
@@ -269,7 +273,8 @@ def parse_plan(cmds: Sequence[str]) -> PlanScript:
             plan.problems.append(
                 f"writes `nox -l --json{m['args']}` straight into $GITHUB_OUTPUT: when nox fails the step "
                 "still succeeds, with an empty matrix (assign it under `set -euo pipefail`, check it with "
-                "jq, then echo it)")
+                "jq, then echo it)"
+            )
         elif m := PLAN_ASSIGN.fullmatch(cmd):
             assigned[m["var"]] = tuple(m["args"].split())
         elif m := PLAN_CHECK.fullmatch(cmd):
@@ -277,8 +282,10 @@ def parse_plan(cmds: Sequence[str]) -> PlanScript:
         elif (m := PLAN_OUTPUT.fullmatch(cmd)) and m["var"] in assigned:
             plan.outputs[m["name"]] = assigned[m["var"]]
             if m["var"] not in checked:
-                plan.problems.append(f"writes ${m['var']} to $GITHUB_OUTPUT without checking first that it "
-                                     "is a non-empty JSON list (jq -e 'type == \"array\" and length > 0')")
+                plan.problems.append(
+                    f"writes ${m['var']} to $GITHUB_OUTPUT without checking first that it "
+                    "is a non-empty JSON list (jq -e 'type == \"array\" and length > 0')"
+                )
         else:
             continue
         plan.commands.add(cmd)
@@ -287,8 +294,7 @@ def parse_plan(cmds: Sequence[str]) -> PlanScript:
     return plan
 
 
-def _env_value(var: str, step: Mapping[str, Any], job: Mapping[str, Any],
-               workflow: Mapping[str, Any]) -> str | None:
+def _env_value(var: str, step: Mapping[str, Any], job: Mapping[str, Any], workflow: Mapping[str, Any]) -> str | None:
     for scope in (step, job, workflow):
         env = scope.get("env") or {}
         if var in env:
@@ -339,12 +345,14 @@ class _Resolver:
         m = MATRIX_REF.match(value.strip())
         if not m:
             return f"${ref['var']} = {value!r} is not ${{{{ matrix.<key>.session }}}}"
-        matrix = ((job.get("strategy") or {}).get("matrix") or {})
+        matrix = (job.get("strategy") or {}).get("matrix") or {}
         source = str(matrix.get(m["key"], "")) if isinstance(matrix, dict) else ""
         f = FROM_PLAN.match(source.strip())
         if not f:
-            return (f"matrix.{m['key']} is not ${{{{ fromJSON(needs.<plan>.outputs.<name>) }}}} "
-                    "(a hand-kept list of sessions)")
+            return (
+                f"matrix.{m['key']} is not ${{{{ fromJSON(needs.<plan>.outputs.<name>) }}}} "
+                "(a hand-kept list of sessions)"
+            )
         if f["job"] not in _needs(job):
             return f"matrix.{m['key']} reads needs.{f['job']}, but the job does not need {f['job']}"
         args = self.plan_args(f["job"], f["out"])
@@ -372,8 +380,11 @@ def discover_workflow_tags(workflows: Iterable[str], lister: SessionLister) -> d
     return found
 
 
-def check_parity(workflows: Mapping[str, Mapping[str, Any]], lister: SessionLister,
-                 workflow_tags: Mapping[str, Sequence[str]] | None = None) -> Parity:
+def check_parity(
+    workflows: Mapping[str, Mapping[str, Any]],
+    lister: SessionLister,
+    workflow_tags: Mapping[str, Sequence[str]] | None = None,
+) -> Parity:
     """Every job only sets up and runs nox sessions that exist; every session
     tagged for a workflow (``workflow_tags``: which tags each workflow owns;
     None: :func:`discover_workflow_tags`) is run by it, and it runs no other."""
@@ -387,8 +398,9 @@ def check_parity(workflows: Mapping[str, Mapping[str, Any]], lister: SessionList
             if not isinstance(job, dict):
                 continue
             if "uses" in job:
-                result.problems.append(Problem(name, job_id, "calls a reusable workflow; "
-                                               "jobs must run nox sessions directly"))
+                result.problems.append(
+                    Problem(name, job_id, "calls a reusable workflow; jobs must run nox sessions directly")
+                )
                 continue
             for index, step in enumerate(job.get("steps") or []):
                 label = step.get("name") or step.get("id") or f"step {index + 1}"
@@ -400,26 +412,40 @@ def check_parity(workflows: Mapping[str, Mapping[str, Any]], lister: SessionList
         tagged = set(session_names(lister(("-t", *tags))))
         run = result.sessions_run_by(name)
         for session in sorted(tagged - run):
-            result.problems.append(Problem(
-                name, "", f"session {session!r} is tagged {'/'.join(tags)} in noxfile.py "
-                          "but no job runs it"))
+            result.problems.append(
+                Problem(name, "", f"session {session!r} is tagged {'/'.join(tags)} in noxfile.py but no job runs it")
+            )
         for session in sorted(run - tagged):
             if session in known:
-                result.problems.append(Problem(
-                    name, "", f"runs session {session!r}, which is not tagged "
-                              f"{' or '.join(tags)} in noxfile.py"))
+                result.problems.append(
+                    Problem(
+                        name, "", f"runs session {session!r}, which is not tagged {' or '.join(tags)} in noxfile.py"
+                    )
+                )
     return result
 
 
-def _check_step(result: Parity, resolver: _Resolver, known: Mapping[str, Any], job_id: str,
-                job: Mapping[str, Any], step: Mapping[str, Any], label: str) -> None:
+def _check_step(
+    result: Parity,
+    resolver: _Resolver,
+    known: Mapping[str, Any],
+    job_id: str,
+    job: Mapping[str, Any],
+    step: Mapping[str, Any],
+    label: str,
+) -> None:
     name = resolver.name
     if "uses" in step:
         action = action_name(str(step["uses"]))
         if action not in SETUP_ACTIONS | DELIVERY_ACTIONS:
-            result.problems.append(Problem(
-                name, job_id, f"step {label!r} uses {action}, which is not a known set-up or "
-                              "artifact action: do that work inside a nox session"))
+            result.problems.append(
+                Problem(
+                    name,
+                    job_id,
+                    f"step {label!r} uses {action}, which is not a known set-up or "
+                    "artifact action: do that work inside a nox session",
+                )
+            )
         return
     if "run" not in step:
         return
@@ -441,14 +467,24 @@ def _check_step(result: Parity, resolver: _Resolver, known: Mapping[str, Any], j
         _check_nox_command(result, resolver, known, job_id, job, step, label, cmd)
 
 
-def _check_nox_command(result: Parity, resolver: _Resolver, known: Mapping[str, Any], job_id: str,
-                       job: Mapping[str, Any], step: Mapping[str, Any], label: str, cmd: str) -> None:
+def _check_nox_command(
+    result: Parity,
+    resolver: _Resolver,
+    known: Mapping[str, Any],
+    job_id: str,
+    job: Mapping[str, Any],
+    step: Mapping[str, Any],
+    label: str,
+    cmd: str,
+) -> None:
     name = resolver.name
     m = NOX_RUN.fullmatch(cmd)
     if not m:
-        result.problems.append(Problem(
-            name, job_id, f"step {label!r} runs `{cmd}`, which is neither a set-up command "
-                          "nor `nox -s <session>`"))
+        result.problems.append(
+            Problem(
+                name, job_id, f"step {label!r} runs `{cmd}`, which is neither a set-up command nor `nox -s <session>`"
+            )
+        )
         return
     resolved = resolver.resolve(m["arg"], step, job)
     if isinstance(resolved, str):
@@ -457,9 +493,9 @@ def _check_nox_command(result: Parity, resolver: _Resolver, known: Mapping[str, 
     sessions, plan, key = resolved
     for session in sessions:
         if session not in known:
-            result.problems.append(Problem(
-                name, job_id, f"step {label!r} runs session {session!r}, which "
-                              "`nox -l --json` does not list"))
+            result.problems.append(
+                Problem(name, job_id, f"step {label!r} runs session {session!r}, which `nox -l --json` does not list")
+            )
     posargs = tuple(shlex.split(m["posargs"])) if m["posargs"] else ()
     result.runs.append(SessionRun(name, job_id, sessions, posargs, plan, key))
 
@@ -468,8 +504,9 @@ def _check_nox_command(result: Parity, resolver: _Resolver, known: Mapping[str, 
 # Hardening
 
 
-def check_hardening(name: str, workflow: Mapping[str, Any], text: str,
-                    publish_environment: str = "pypi") -> list[Problem]:
+def check_hardening(
+    name: str, workflow: Mapping[str, Any], text: str, publish_environment: str = "pypi"
+) -> list[Problem]:
     """Rules zizmor does not enforce the way this repository wants them:
     pinned actions with a version comment, no persisted credentials,
     read-only permissions (``id-token: write`` only on the PyPI publish job,
@@ -490,15 +527,19 @@ def check_hardening(name: str, workflow: Mapping[str, Any], text: str,
             continue
         action, _, ref = m["ref"].partition("@")
         if not SHA.match(ref):
-            problems.append(Problem(name, "", f"line {lineno}: {action} is pinned to {ref!r}, "
-                                              "not a full commit SHA"))
+            problems.append(Problem(name, "", f"line {lineno}: {action} is pinned to {ref!r}, not a full commit SHA"))
         if not m["comment"] or not VERSION_COMMENT.match(m["comment"]):
-            problems.append(Problem(name, "", f"line {lineno}: {action} has no version comment "
-                                              "(`# vX.Y.Z`)"))
+            problems.append(Problem(name, "", f"line {lineno}: {action} has no version comment (`# vX.Y.Z`)"))
         elif action in NODE24_SINCE and needs_.version_key(m["comment"]) < needs_.version_key(NODE24_SINCE[action]):
-            problems.append(Problem(name, "", f"line {lineno}: {action} {m['comment']} runs on Node 20, "
-                                              f"which GitHub retires; {NODE24_SINCE[action]} and later run on "
-                                              "Node 24"))
+            problems.append(
+                Problem(
+                    name,
+                    "",
+                    f"line {lineno}: {action} {m['comment']} runs on Node 20, "
+                    f"which GitHub retires; {NODE24_SINCE[action]} and later run on "
+                    "Node 24",
+                )
+            )
     for job_id, job in (workflow.get("jobs") or {}).items():
         if not isinstance(job, dict):
             continue
@@ -506,15 +547,15 @@ def check_hardening(name: str, workflow: Mapping[str, Any], text: str,
             problems.append(Problem(name, job_id, "has no timeout-minutes"))
         perms = job.get("permissions")
         if perms is not None:
-            problems += _check_permissions(name, job_id, perms, top=False, job=job,
-                                           environment=publish_environment)
+            problems += _check_permissions(name, job_id, perms, top=False, job=job, environment=publish_environment)
         for step in job.get("steps") or []:
             problems += _check_hardening_step(name, job_id, step, tag_triggered)
     return problems
 
 
-def _check_permissions(name: str, job_id: str, perms: Any, *, top: bool,
-                       job: Mapping[str, Any] | None = None, environment: str = "pypi") -> list[Problem]:
+def _check_permissions(
+    name: str, job_id: str, perms: Any, *, top: bool, job: Mapping[str, Any] | None = None, environment: str = "pypi"
+) -> list[Problem]:
     if perms == "missing":
         return [Problem(name, job_id, "sets no top-level permissions (use `permissions: {}`)")]
     if isinstance(perms, str):
@@ -526,45 +567,51 @@ def _check_permissions(name: str, job_id: str, perms: Any, *, top: bool,
         if scope == "id-token" and level == "write" and not top and job is not None:
             env = job.get("environment")
             env_name = env.get("name") if isinstance(env, dict) else env
-            publishes = any(action_name(str(s.get("uses", ""))) == "pypa/gh-action-pypi-publish"
-                            for s in job.get("steps") or [])
+            publishes = any(
+                action_name(str(s.get("uses", ""))) == "pypa/gh-action-pypi-publish" for s in job.get("steps") or []
+            )
             if env_name == environment and publishes:
                 continue
-            problems.append(Problem(name, job_id, "id-token: write outside the PyPI publish job "
-                                                  f"(environment {environment} + pypa/gh-action-pypi-publish)"))
+            problems.append(
+                Problem(
+                    name,
+                    job_id,
+                    "id-token: write outside the PyPI publish job "
+                    f"(environment {environment} + pypa/gh-action-pypi-publish)",
+                )
+            )
             continue
         problems.append(Problem(name, job_id, f"{scope}: {level} (only read access is allowed)"))
     return problems
 
 
-def _check_hardening_step(name: str, job_id: str, step: Mapping[str, Any],
-                          tag_triggered: bool) -> list[Problem]:
+def _check_hardening_step(name: str, job_id: str, step: Mapping[str, Any], tag_triggered: bool) -> list[Problem]:
     problems = []
     label = step.get("name") or step.get("uses") or "a step"
     uses = action_name(str(step.get("uses", "")))
     with_ = step.get("with") or {}
     if "${{" in str(step.get("run", "")):
-        problems.append(Problem(name, job_id, f"{label!r} expands ${{{{ }}}} inside its script "
-                                              "(pass values through env:)"))
+        problems.append(
+            Problem(name, job_id, f"{label!r} expands ${{{{ }}}} inside its script (pass values through env:)")
+        )
     if uses == "actions/checkout" and with_.get("persist-credentials") is not False:
-        problems.append(Problem(name, job_id, f"{label!r}: actions/checkout without "
-                                              "persist-credentials: false"))
+        problems.append(Problem(name, job_id, f"{label!r}: actions/checkout without persist-credentials: false"))
     if uses in CACHE_ACTIONS:
         if tag_triggered:
             problems.append(Problem(name, job_id, f"{label!r}: no caches in a release workflow"))
         elif uses == "Swatinem/rust-cache":
             if str(with_.get("save-if", "")).strip() != MAIN_ONLY:
-                problems.append(Problem(name, job_id, f"{label!r}: rust-cache must have "
-                                                      f"save-if: {MAIN_ONLY}"))
+                problems.append(Problem(name, job_id, f"{label!r}: rust-cache must have save-if: {MAIN_ONLY}"))
         else:
-            problems.append(Problem(name, job_id, f"{label!r}: {uses} saves from pull requests; "
-                                                  "use actions/cache/restore"))
+            problems.append(
+                Problem(name, job_id, f"{label!r}: {uses} saves from pull requests; use actions/cache/restore")
+            )
     if uses == "actions/setup-python" and with_.get("cache"):
-        problems.append(Problem(name, job_id, f"{label!r}: setup-python's cache is saved from "
-                                              "pull requests too"))
+        problems.append(Problem(name, job_id, f"{label!r}: setup-python's cache is saved from pull requests too"))
     if uses == "msys2/setup-msys2" and with_.get("cache") is not False:
-        problems.append(Problem(name, job_id, f"{label!r}: setup-msys2 needs cache: false "
-                                              "(its cache is saved from any ref)"))
+        problems.append(
+            Problem(name, job_id, f"{label!r}: setup-msys2 needs cache: false (its cache is saved from any ref)")
+        )
     return problems
 
 
@@ -601,8 +648,12 @@ def check_dry_run(name: str, workflow: Mapping[str, Any]) -> list[Problem]:
     if why:
         return [Problem(name, "", why)]
     results = {"needs": {j: {"result": "success"} for j in jobs}}
-    dry = {**results, "inputs": {DRY_RUN: True}, "github.event_name": "workflow_dispatch",
-           "github.ref": "refs/tags/v0.0.0"}
+    dry = {
+        **results,
+        "inputs": {DRY_RUN: True},
+        "github.event_name": "workflow_dispatch",
+        "github.ref": "refs/tags/v0.0.0",
+    }
     push = {**results, "inputs": {}, "github.event_name": "push", "github.ref": "refs/tags/v0.0.0"}
     problems = []
     for job_id, job in jobs.items():
@@ -610,8 +661,14 @@ def check_dry_run(name: str, workflow: Mapping[str, Any]) -> list[Problem]:
         if in_dry is None or on_tag is None:
             problems.append(Problem(name, job_id, f"cannot tell whether it runs in a dry run: if: {job.get('if')}"))
         elif _publishes(job) and (in_dry or not on_tag):
-            problems.append(Problem(name, job_id, "the upload must be skipped in a dry run and run on a tag push "
-                                                  f"(if: ${{{{ !inputs.{DRY_RUN} && ... }}}})"))
+            problems.append(
+                Problem(
+                    name,
+                    job_id,
+                    "the upload must be skipped in a dry run and run on a tag push "
+                    f"(if: ${{{{ !inputs.{DRY_RUN} && ... }}}})",
+                )
+            )
         elif not _publishes(job) and not in_dry:
             problems.append(Problem(name, job_id, "a dry run must run every job but the upload"))
     return problems

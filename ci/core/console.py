@@ -52,8 +52,15 @@ def run_group(
     stopped (Ctrl-C, SIGTERM, SIGHUP) the whole group is ended, grandchildren
     (rustc under cargo, a server under a wrapper) included."""
     pipe = subprocess.PIPE if capture else None
-    with subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None, text=True,
-                          stdout=pipe, stderr=pipe, start_new_session=os.name != "nt") as proc:
+    with subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        text=True,
+        stdout=pipe,
+        stderr=pipe,
+        start_new_session=os.name != "nt",
+    ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except BaseException:
@@ -136,8 +143,11 @@ class Console:
                 raise ToolMissing(f"{args[0]} not found (needed to run: {shown})") from None
             except subprocess.TimeoutExpired:
                 seconds, key = timeout or (0.0, "")
-                raise StepFailed(f"timed out after {seconds:.0f}s ({key}), ended: {shown}", 124,
-                                 hint=f"raise {key} if this run is legitimately slow") from None
+                raise StepFailed(
+                    f"timed out after {seconds:.0f}s ({key}), ended: {shown}",
+                    124,
+                    hint=f"raise {key} if this run is legitimately slow",
+                ) from None
             if check and proc.returncode != 0:
                 if capture:
                     self.say((proc.stdout or "") + (proc.stderr or ""))
@@ -178,7 +188,15 @@ def probe(
     args = [os.fspath(a) for a in argv]
     print(f"$ {shlex.join(args)}", file=sys.stderr, flush=True)
     try:
-        return subprocess.run(args, env=dict(env) if env is not None else None, cwd=cwd, input=stdin,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            args,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -75,8 +75,10 @@ class Project:
         for crate in self.members:
             if crate.folder == folder.resolve():
                 return crate
-        raise ConfigError(f"tool.maturin-suite.python-crate: {folder} is not a member of the cargo workspace",
-                          hint="add it to [workspace].members of the root Cargo.toml")
+        raise ConfigError(
+            f"tool.maturin-suite.python-crate: {folder} is not a member of the cargo workspace",
+            hint="add it to [workspace].members of the root Cargo.toml",
+        )
 
     @property
     def python_crate(self) -> Crate:
@@ -123,8 +125,16 @@ def find_cargo(env: Mapping[str, str]) -> str:
 def cargo_metadata(workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """``cargo metadata --no-deps`` of the workspace (offline, no resolution)."""
     cargo = find_cargo(env)
-    argv = [cargo, "metadata", "--format-version", "1", "--no-deps", "--offline",
-            "--manifest-path", str(workspace / "Cargo.toml")]
+    argv = [
+        cargo,
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+        "--manifest-path",
+        str(workspace / "Cargo.toml"),
+    ]
     proc = probe(argv, env=env, timeout=300)
     if proc is None:
         raise ToolMissing(f"cargo metadata did not start or answer in 300 s ({cargo})", hint=CARGO_HINT)
@@ -142,24 +152,30 @@ def crates_of(metadata: Mapping[str, Any]) -> tuple[Crate, ...]:
         if p["id"] not in members:
             continue
         libs = [t for t in p["targets"] if {"lib", "cdylib", "rlib", "staticlib"} & set(t["kind"])]
-        crates.append(Crate(
-            name=p["name"],
-            version=p["version"],
-            manifest=Path(p["manifest_path"]).resolve(),
-            features={k: tuple(v) for k, v in p.get("features", {}).items()},
-            dependencies=tuple(d["name"] for d in p.get("dependencies", [])),
-            path_dependencies=tuple(Path(d["path"]).resolve() for d in p.get("dependencies", []) if d.get("path")),
-            lib_name=libs[0]["name"] if libs else None,
-            kinds=frozenset(k for t in p["targets"] for k in t["kind"]),
-        ))
+        crates.append(
+            Crate(
+                name=p["name"],
+                version=p["version"],
+                manifest=Path(p["manifest_path"]).resolve(),
+                features={k: tuple(v) for k, v in p.get("features", {}).items()},
+                dependencies=tuple(d["name"] for d in p.get("dependencies", [])),
+                path_dependencies=tuple(Path(d["path"]).resolve() for d in p.get("dependencies", []) if d.get("path")),
+                lib_name=libs[0]["name"] if libs else None,
+                kinds=frozenset(k for t in p["targets"] for k in t["kind"]),
+            )
+        )
     return tuple(crates)
 
 
 def cross_features(crates: tuple[Crate, ...]) -> tuple[str, ...]:
     """``member/feature`` for every member feature that turns on a
     dependency's ``force-cross`` (gmp-mpfr-sys's switch for cross builds)."""
-    return tuple(f"{c.name}/{name}" for c in crates for name, enables in c.features.items()
-                 if any(e.split("/", 1)[-1] == "force-cross" and "/" in e for e in enables))
+    return tuple(
+        f"{c.name}/{name}"
+        for c in crates
+        for name, enables in c.features.items()
+        if any(e.split("/", 1)[-1] == "force-cross" and "/" in e for e in enables)
+    )
 
 
 def with_defaults(
@@ -188,8 +204,10 @@ def build_project(cfg: SuiteConfig, env: Mapping[str, str]) -> Project:
     known = {c.name for c in crates}
     unknown = [n for n in cfg.windows_wheel.test_crates if n not in known]
     if unknown:
-        raise ConfigError(f"tool.maturin-suite.windows-wheel.test-crates names {', '.join(unknown)}, "
-                          f"not a workspace member ({', '.join(sorted(known))})")
+        raise ConfigError(
+            f"tool.maturin-suite.windows-wheel.test-crates names {', '.join(unknown)}, "
+            f"not a workspace member ({', '.join(sorted(known))})"
+        )
     return dataclasses.replace(draft, config=with_defaults(cfg, crates, python, pyproject))
 
 

@@ -63,8 +63,10 @@ def acquire(root: Path, session: str) -> Path:
     handle = path.open("a+", encoding="utf-8")
     if not _try_lock(handle):
         handle.close()
-        raise RunLocked(f"another suite run is using this checkout ({holder(path)}; lock {path})",
-                        hint="wait for it to finish, or run in another clone")
+        raise RunLocked(
+            f"another suite run is using this checkout ({holder(path)}; lock {path})",
+            hint="wait for it to finish, or run in another clone",
+        )
     _HELD[path] = handle
     _record(handle, session)
     return path

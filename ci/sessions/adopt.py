@@ -34,8 +34,11 @@ def parse_args(posargs: Sequence[str], source: Path) -> tuple[Path, bool]:
     paths = [a for a in posargs if not a.startswith("-")]
     unknown = [f for f in flags if f != "--force"]
     if unknown or len(paths) != 1:
-        why = f"unknown option {unknown[0]}" if unknown else ("no PATH given" if not paths else
-                                                             f"{len(paths)} paths given")
+        why = (
+            f"unknown option {unknown[0]}"
+            if unknown
+            else ("no PATH given" if not paths else f"{len(paths)} paths given")
+        )
         raise ConfigError(f"adopt: {why}", hint=USAGE)
     dest = Path(paths[0]).expanduser().absolute().resolve()
     if not dest.is_dir():
@@ -72,11 +75,17 @@ def refuse(dest: Path, plan: adoption.FilePlan) -> None:
     more = f" and {len(conflicts) - 8} more" if len(conflicts) > 8 else ""
     raise ConfigError(
         f"adopt: refusing to overwrite {len(conflicts)} file(s) in {dest}: {shown}{more}",
-        hint=f"move them away, or re-run with '-- {dest} --force' to overwrite them (their content is lost)")
+        hint=f"move them away, or re-run with '-- {dest} --force' to overwrite them (their content is lost)",
+    )
 
 
-def write(dest: Path, files: Mapping[str, adoption.SuiteFile], plan: adoption.FilePlan,
-          manifest: Mapping[str, Sequence[str]], merge: adoption.Merge) -> None:
+def write(
+    dest: Path,
+    files: Mapping[str, adoption.SuiteFile],
+    plan: adoption.FilePlan,
+    manifest: Mapping[str, Sequence[str]],
+    merge: adoption.Merge,
+) -> None:
     """Manifest first (an interrupted run leaves only files it recognises), then files, then pyproject."""
     adoption.write_manifest(dest, files, manifest, merge.added)
     for action in plan.actions:
@@ -113,13 +122,16 @@ def report(ctx: Context, dest: Path, plan: adoption.FilePlan, merge: adoption.Me
     for note in merge.notes:
         ctx.console.say(f"  note: {note}")
     counts = {name: len(plan.with_action(name)) for name in ("new", "update", "overwrite", "unchanged", "remove")}
-    ctx.console.summary(SESSION, [
-        ("workspace", str(dest)),
-        ("files", ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none"),
-        ("pyproject.toml", "added " + ", ".join(f"[{t}]" for t in merge.added) if merge.added else "unchanged"),
-        ("manifest", adoption.MANIFEST),
-        ("next", f"cd {dest} && nox -s doctor  (then review [{PREFIX}] and .github/workflows)"),
-    ])
+    ctx.console.summary(
+        SESSION,
+        [
+            ("workspace", str(dest)),
+            ("files", ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none"),
+            ("pyproject.toml", "added " + ", ".join(f"[{t}]" for t in merge.added) if merge.added else "unchanged"),
+            ("manifest", adoption.MANIFEST),
+            ("next", f"cd {dest} && nox -s doctor  (then review [{PREFIX}] and .github/workflows)"),
+        ],
+    )
 
 
 def renames(ctx: Context, merge: adoption.Merge) -> dict[str, str]:

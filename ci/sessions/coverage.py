@@ -102,8 +102,10 @@ class RunOutcome:
             names = f": {shown}{more}" if shown else ""
             return f"{self.name} ({self.tool}): {self.failed} of {self.tests} failed{names}"
         if self.returncode:
-            return (f"{self.name} ({self.tool}): exited with code {self.returncode}, "
-                    "no failed test counted (see its output)")
+            return (
+                f"{self.name} ({self.tool}): exited with code {self.returncode}, "
+                "no failed test counted (see its output)"
+            )
         return None
 
 
@@ -115,8 +117,9 @@ def libtest_run(name: str, tool: str, output: str, returncode: int) -> RunOutcom
     """Counts from the ``test result:`` lines of Rust test binaries (libtest)."""
     results = [(int(p), int(f)) for p, f in LIBTEST_RESULT.findall(output)]
     failed = sum(f for _, f in results)
-    return RunOutcome(name, tool, sum(p for p, _ in results) + failed, failed,
-                   tuple(LIBTEST_FAILURE.findall(output)), returncode)
+    return RunOutcome(
+        name, tool, sum(p for p, _ in results) + failed, failed, tuple(LIBTEST_FAILURE.findall(output)), returncode
+    )
 
 
 def junit_run(name: str, tool: str, junit: Path, returncode: int) -> RunOutcome:
@@ -125,8 +128,11 @@ def junit_run(name: str, tool: str, junit: Path, returncode: int) -> RunOutcome:
         cases = list(ET.parse(junit).getroot().iter("testcase"))
     except (OSError, ET.ParseError):
         return RunOutcome(name, tool, 0, 0, (), returncode)
-    failed = tuple(f"{c.get('classname', '')}.{c.get('name', '')}".lstrip(".") for c in cases
-                   if c.find("failure") is not None or c.find("error") is not None)
+    failed = tuple(
+        f"{c.get('classname', '')}.{c.get('name', '')}".lstrip(".")
+        for c in cases
+        if c.find("failure") is not None or c.find("error") is not None
+    )
     return RunOutcome(name, tool, len(cases), len(failed), failed, returncode)
 
 
@@ -170,25 +176,27 @@ def coveragerc(ctx: Context, data_file: Path) -> str:
     """A coverage.py rcfile: measure the installed package, report repo paths."""
     src = python_source_dir(ctx).relative_to(ctx.root).as_posix()
     pkg = ctx.config.import_name
-    return "\n".join([
-        "[run]",
-        f"source_pkgs = {pkg}",
-        "parallel = true",
-        "relative_files = true",
-        f"data_file = {data_file}",
-        "",
-        "[paths]",
-        "source =",
-        f"    {src}",
-        f"    */site-packages/{pkg}",
-        "",
-        "[report]",
-        "show_missing = true",
-        "",
-        "[html]",
-        f"title = {pkg}: Python coverage",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[run]",
+            f"source_pkgs = {pkg}",
+            "parallel = true",
+            "relative_files = true",
+            f"data_file = {data_file}",
+            "",
+            "[paths]",
+            "source =",
+            f"    {src}",
+            f"    */site-packages/{pkg}",
+            "",
+            "[report]",
+            "show_missing = true",
+            "",
+            "[html]",
+            f"title = {pkg}: Python coverage",
+            "",
+        ]
+    )
 
 
 def python_totals(coverage_json: Path) -> tuple[Totals, list[tuple[str, Totals]]]:
@@ -234,8 +242,10 @@ def rust_tests_hits(ctx: Context, tools: Tools, target: Path, work: Path) -> Lin
     """The Rust tests' hits from their own profiles, failed test binaries included."""
     raws, binaries, lost = tarpaulin_profiles(target)
     if lost:
-        ctx.console.warn(f"no test binary found for {len(lost)} tarpaulin profile(s) ({', '.join(lost[:3])}): "
-                         "only tarpaulin's report counts for them")
+        ctx.console.warn(
+            f"no test binary found for {len(lost)} tarpaulin profile(s) ({', '.join(lost[:3])}): "
+            "only tarpaulin's report counts for them"
+        )
     if not raws or not binaries:
         return {}
     lcov = profiles_lcov(ctx, tools.profdata, tools.cov, raws, binaries, work, target_dirs(ctx, target), "rust-tests")
@@ -247,8 +257,10 @@ def extension_object(ctx: Context, python: Path, work: Path) -> Path:
     scratch = clean_dir(work / "locate")  # importing it writes a profile: not into the source tree
     proc = ctx.console.run(
         [python, "-c", f"import {ctx.config.module} as m; print(m.__file__)"],
-        cwd=work, env=ctx.env(LLVM_PROFILE_FILE=str(scratch / "%p.profraw")),
-        title="locate the installed extension", capture=True,
+        cwd=work,
+        env=ctx.env(LLVM_PROFILE_FILE=str(scratch / "%p.profraw")),
+        title="locate the installed extension",
+        capture=True,
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return Path(proc.stdout.strip().splitlines()[-1])
@@ -260,10 +272,13 @@ def extension_hits(ctx: Context, tools: Tools, python: Path, pytest_run: PytestR
     if not raws:
         hint = "the extension must be built with -C instrument-coverage and the interpreter must exit normally"
         if pytest_run.outcome.problem() is None:
-            raise SuiteError(f"the Python tests ran but the extension wrote no .profraw into {pytest_run.profiles}",
-                             hint=hint)
-        ctx.console.warn(f"the extension wrote no profile (the Python tests failed; {hint}): "
-                         "the Rust report lacks the Python tests' hits")
+            raise SuiteError(
+                f"the Python tests ran but the extension wrote no .profraw into {pytest_run.profiles}", hint=hint
+            )
+        ctx.console.warn(
+            f"the extension wrote no profile (the Python tests failed; {hint}): "
+            "the Rust report lacks the Python tests' hits"
+        )
         return {}
     work = pytest_run.profiles.parent
     obj = extension_object(ctx, python, work)
@@ -293,8 +308,7 @@ def summary_markdown(ctx: Context, m: Measured) -> str:
         return "ok" if t.percent >= floor else f"FAIL (-{floor - t.percent:.2f})"
 
     lines = ["# Coverage summary", "", "| test run | tests | failed | status |", "|---|---|---|---|"]
-    lines += [f"| {r.name} ({r.tool}) | {r.tests} | {r.failed} | {'FAIL' if r.problem() else 'ok'} |"
-              for r in m.runs]
+    lines += [f"| {r.name} ({r.tool}) | {r.tests} | {r.failed} | {'FAIL' if r.problem() else 'ok'} |" for r in m.runs]
     lines += [
         "",
         "| language | lines covered | percent | floor | status |",
@@ -353,10 +367,24 @@ def tarpaulin_command(ctx: Context, tarpaulin: Path, target: Path, out: Path, *,
     """cargo tarpaulin over the workspace (the extension crate excluded), every
     test run even after a failure; ``--no-run`` builds only. ``tarpaulin-args`` last."""
     return [
-        str(tarpaulin), "tarpaulin", "--engine", "llvm",
-        "--workspace", "--exclude", cargo.python_crate_name(ctx),
-        "--locked", "--skip-clean", "--no-fail-fast", "--color", "never",
-        "--target-dir", str(target), "--out", "Lcov", "--output-dir", str(out),
+        str(tarpaulin),
+        "tarpaulin",
+        "--engine",
+        "llvm",
+        "--workspace",
+        "--exclude",
+        cargo.python_crate_name(ctx),
+        "--locked",
+        "--skip-clean",
+        "--no-fail-fast",
+        "--color",
+        "never",
+        "--target-dir",
+        str(target),
+        "--out",
+        "Lcov",
+        "--output-dir",
+        str(out),
         *(["--no-run"] if no_run else []),
         *ctx.config.coverage.tarpaulin_args,
     ]
@@ -371,11 +399,17 @@ def run_tarpaulin(ctx: Context, tarpaulin: Path, target: Path, out: Path) -> tup
     env = ctx.env()
     ctx.console.run(
         tarpaulin_command(ctx, tarpaulin, target, out, no_run=True),
-        cwd=cfg.workspace, env=env, title="cargo tarpaulin --no-run (build the instrumented tests)",
+        cwd=cfg.workspace,
+        env=env,
+        title="cargo tarpaulin --no-run (build the instrumented tests)",
     )
     proc = ctx.console.run(
-        tarpaulin_command(ctx, tarpaulin, target, out, no_run=False), cwd=cfg.workspace, env=env,
-        title="cargo tarpaulin (every Rust test, llvm engine; output shown when it ends)", capture=True, check=False,
+        tarpaulin_command(ctx, tarpaulin, target, out, no_run=False),
+        cwd=cfg.workspace,
+        env=env,
+        title="cargo tarpaulin (every Rust test, llvm engine; output shown when it ends)",
+        capture=True,
+        check=False,
     )
     ctx.console.say(proc.stdout + proc.stderr)
     outcome = libtest_run("Rust tests", "cargo tarpaulin", proc.stdout, proc.returncode)
@@ -398,9 +432,12 @@ def build_instrumented_wheel(ctx: Context, work: Path, target: Path, rustflags: 
     )
     with staging_dir(work, "build") as staging:
         built = maturin.build_wheel(
-            ctx, staging, profile="dev",
+            ctx,
+            staging,
+            profile="dev",
             extra_args=["--auditwheel", "skip", "--target-dir", str(target), "--locked"],
-            env=env, title="maturin build (instrumented for coverage)",
+            env=env,
+            title="maturin build (instrumented for coverage)",
         )
         for old in wheel_dir.glob("*.whl"):
             old.unlink()
@@ -435,7 +472,11 @@ def install_instrumented_extension(ctx: Context, work: Path, target: Path, rustf
     wheel = build_instrumented_wheel(ctx, work, target, rustflags)
     python = Path(ctx.tool("python"))
     venvs.install(
-        ctx, python, venvs.test_requirements(ctx), wheel=wheel, distribution=ctx.config.distribution,
+        ctx,
+        python,
+        venvs.test_requirements(ctx),
+        wheel=wheel,
+        distribution=ctx.config.distribution,
         title=f"install {wheel.name} into the session venv",
     )
     return python
@@ -456,9 +497,19 @@ def pytest_command(ctx: Context, python: Path, work: Path, rcfile: Path, junit: 
     """pytest under coverage.py, to the end; ``pytest-args``, then nox's posargs, last."""
     cfg = ctx.config
     return [
-        str(python), "-m", "coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", str(cfg.python_tests),
-        "-o", f"cache_dir={work / 'pytest-cache'}", f"--junitxml={junit}",
-        *cfg.coverage.pytest_args, *ctx.posargs,
+        str(python),
+        "-m",
+        "coverage",
+        "run",
+        f"--rcfile={rcfile}",
+        "-m",
+        "pytest",
+        str(cfg.python_tests),
+        "-o",
+        f"cache_dir={work / 'pytest-cache'}",
+        f"--junitxml={junit}",
+        *cfg.coverage.pytest_args,
+        *ctx.posargs,
     ]
 
 
@@ -471,7 +522,9 @@ def run_pytest(ctx: Context, python: Path, work: Path) -> PytestRun:
     rc.write_text(coveragerc(ctx, py_work / ".coverage"), encoding="utf-8")
     junit = py_work / "junit.xml"
     proc = ctx.console.run(
-        pytest_command(ctx, python, work, rc, junit), cwd=work, check=False,
+        pytest_command(ctx, python, work, rc, junit),
+        cwd=work,
+        check=False,
         env=ctx.env(LLVM_PROFILE_FILE=str(profiles / f"{cfg.import_name}-%p-%m.profraw")),
         title="pytest under coverage.py, extension writing LLVM profiles",
     )
@@ -498,8 +551,9 @@ def python_reports(
     return python_totals(pytest_run.data_dir / "coverage.json")
 
 
-def rust_measurements(ctx: Context, tools: Tools, python: Path, pytest_run: PytestRun, target: Path,
-                      tarpaulin_hits: LineHits) -> tuple[LineHits, dict[str, LineHits]]:
+def rust_measurements(
+    ctx: Context, tools: Tools, python: Path, pytest_run: PytestRun, target: Path, tarpaulin_hits: LineHits
+) -> tuple[LineHits, dict[str, LineHits]]:
     """(the merged Rust line hits, the three measurements merged)."""
     parts = {
         "tarpaulin": tarpaulin_hits,
@@ -523,18 +577,36 @@ def rust_reports(ctx: Context, m: Measured, rdir: Path, env: Mapping[str, str]) 
     for part, name in PART_FILES.items():
         (rdir / "parts" / name).write_text(render_lcov(m.rust_parts[part], part), encoding="utf-8")
     ctx.console.run(
-        [ctx.tool("lcov_cobertura", hint="from the 'coverage' dependency group"),
-         str(rdir / "lcov.info"), "--base-dir", str(root), "--output", str(rdir / "cobertura.xml")],
-        cwd=root, env=env, title="lcov_cobertura (Rust Cobertura XML)",
+        [
+            ctx.tool("lcov_cobertura", hint="from the 'coverage' dependency group"),
+            str(rdir / "lcov.info"),
+            "--base-dir",
+            str(root),
+            "--output",
+            str(rdir / "cobertura.xml"),
+        ],
+        cwd=root,
+        env=env,
+        title="lcov_cobertura (Rust Cobertura XML)",
     )
     if not (rdir / "cobertura.xml").is_file():
         raise SuiteError("lcov_cobertura wrote no Rust Cobertura XML")
     (rdir / "html").mkdir()
     ctx.console.run(
-        [ctx.tool("pycobertura", hint="from the 'coverage' dependency group"),
-         "show", "--format", "html", "--source", str(root),
-         "--output", str(rdir / "html" / "index.html"), str(rdir / "cobertura.xml")],
-        cwd=root, env=env, title="pycobertura (Rust HTML)",
+        [
+            ctx.tool("pycobertura", hint="from the 'coverage' dependency group"),
+            "show",
+            "--format",
+            "html",
+            "--source",
+            str(root),
+            "--output",
+            str(rdir / "html" / "index.html"),
+            str(rdir / "cobertura.xml"),
+        ],
+        cwd=root,
+        env=env,
+        title="pycobertura (Rust HTML)",
     )
 
 
@@ -573,7 +645,8 @@ def finish(ctx: Context, m: Measured, out: Path) -> None:
     if failed:
         below = [s for s in (floor_shortfall(*f) for f in floors) if s]
         raise StepFailed(
-            f"tests failed under coverage (every report was written to {out}): " + "; ".join(failed + below), 1,
+            f"tests failed under coverage (every report was written to {out}): " + "; ".join(failed + below),
+            1,
             hint="the failing tests' output is above; the figures are in summary.md",
         )
     check_floors(floors)

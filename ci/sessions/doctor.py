@@ -46,17 +46,30 @@ from ci.core.errors import CheckFailed, SuiteError
 from ci.core.project import cargo_metadata
 
 SESSION = "doctor"
-SESSIONS = ("rust-tests", "python-tests", "sdist", "linux-wheel", "windows-gnu-wheel", "publish-check",
-            "coverage", "lint", "lint-workflows", "publish-rehearsal")
+SESSIONS = (
+    "rust-tests",
+    "python-tests",
+    "sdist",
+    "linux-wheel",
+    "windows-gnu-wheel",
+    "publish-check",
+    "coverage",
+    "lint",
+    "lint-workflows",
+    "publish-rehearsal",
+)
 # The sessions that build the extension: a failing cross-check stops them.
 BUILDS = ("python-tests", "sdist", "linux-wheel", "windows-gnu-wheel", "publish-check", "coverage")
 
 
 def advice(debian: str = "", yum: str = "", msys2: str = "", other: str = "") -> str:
     """Install commands, one per platform that has the package."""
-    parts = [f"Debian/Ubuntu: apt-get install {debian}" if debian else "",
-             f"manylinux: yum install -y {yum}" if yum else "",
-             f"MSYS2: pacman -S {msys2}" if msys2 else "", other]
+    parts = [
+        f"Debian/Ubuntu: apt-get install {debian}" if debian else "",
+        f"manylinux: yum install -y {yum}" if yum else "",
+        f"MSYS2: pacman -S {msys2}" if msys2 else "",
+        other,
+    ]
     return "; ".join(p for p in parts if p)
 
 
@@ -173,9 +186,13 @@ class Machine:
     def llvm_tool(self, name: str) -> str | None:
         """``name`` (llvm-profdata, llvm-cov): $LLVM_*, rustup's llvm-tools, PATH, /usr/lib/llvm-N."""
         major, tools = self.rustc_llvm
-        candidates = [self.env.get(name.upper().replace("-", "_"), ""), str(tools / name) if tools else "",
-                      self.which(f"{name}-{major}") or "", self.which(name) or "",
-                      f"/usr/lib/llvm-{major}/bin/{name}" if major else ""]
+        candidates = [
+            self.env.get(name.upper().replace("-", "_"), ""),
+            str(tools / name) if tools else "",
+            self.which(f"{name}-{major}") or "",
+            self.which(name) or "",
+            f"/usr/lib/llvm-{major}/bin/{name}" if major else "",
+        ]
         return next((c for c in candidates if c and Path(c).is_file()), None)
 
 
@@ -187,8 +204,9 @@ def interpreter_needs(m: Machine) -> tuple[tuple[Need, ...], tuple[str, ...]]:
     found, missing = m.interpreters
     if not found:
         wanted = ", ".join(m.cfg.python_versions)
-        return (Need(f"a CPython of {wanted}", advice("python3", "", "mingw-w64-x86_64-python",
-                                                      "or pyenv install 3.12")),), ()
+        return (
+            Need(f"a CPython of {wanted}", advice("python3", "", "mingw-w64-x86_64-python", "or pyenv install 3.12")),
+        ), ()
     note = f"no CPython {', '.join(missing)} here (those are skipped locally, an error in CI)" if missing else ""
     return (), ((note,) if note else ())
 
@@ -200,8 +218,11 @@ def dist_notes(cfg: SuiteConfig) -> tuple[str, ...]:
 
 
 def rust_tests(m: Machine) -> Verdict:
-    notes = () if m.nextest or not m.cargo else (
-        "cargo-nextest not installed: plain cargo test runs (cargo install --locked cargo-nextest)",)
+    notes = (
+        ()
+        if m.nextest or not m.cargo
+        else ("cargo-nextest not installed: plain cargo test runs (cargo install --locked cargo-nextest)",)
+    )
     return Verdict("rust-tests", (*m.cargo_needs, *m.native), notes)
 
 
@@ -220,30 +241,41 @@ M4_MAKE = advice("m4 make", "m4 make", "m4 make")
 def linux_wheel(m: Machine) -> Verdict:
     cfg = m.cfg
     if cfg.linux_wheel.mode == "container":
-        engine = () if m.which("docker") or m.which("podman") else (
-            Need("docker or podman (linux-wheel.mode = \"container\")",
-                 advice("docker.io (or podman)", "", "", "or set linux-wheel.mode = \"zig\"")),)
+        engine = (
+            ()
+            if m.which("docker") or m.which("podman")
+            else (
+                Need(
+                    'docker or podman (linux-wheel.mode = "container")',
+                    advice("docker.io (or podman)", "", "", 'or set linux-wheel.mode = "zig"'),
+                ),
+            )
+        )
         return Verdict("linux-wheel", (*m.cargo_needs, *engine))
     needs = [*m.cargo_needs, *(m.native if cfg.gmp == "system" else ())]
     if cfg.gmp == "static":
         needs += m.programs(("m4", "make"), M4_MAKE)
-    notes = ("mode auto: in the manylinux container when docker/podman answers, else with zig "
-             "(from the session venv)",) if cfg.linux_wheel.mode == "auto" else ()
+    notes = (
+        ("mode auto: in the manylinux container when docker/podman answers, else with zig (from the session venv)",)
+        if cfg.linux_wheel.mode == "auto"
+        else ()
+    )
     return Verdict("linux-wheel", tuple(needs), notes)
 
 
 def windows_gnu_wheel(m: Machine) -> Verdict:
     cfg, win = m.cfg, m.cfg.windows_wheel
     gmp_cached = os.name == "nt" or any(
-        (d / mingw.GMP_MARKER).is_file() for d in mingw.cache_root(cfg, m.env).glob("gmp-*"))
+        (d / mingw.GMP_MARKER).is_file() for d in mingw.cache_root(cfg, m.env).glob("gmp-*")
+    )
     missing = mingw.missing_pieces(win.target, m.env, need_gmp_build=not gmp_cached, prefer=win.rust_route)
-    needs = [Need(p.what, advice(" ".join(p.apt), "", " ".join(p.msys2),
-                                 f"or: nox -s {mingw.SESSION} -- --setup (as root)"))
-             for p in missing]
+    needs = [
+        Need(p.what, advice(" ".join(p.apt), "", " ".join(p.msys2), f"or: nox -s {mingw.SESSION} -- --setup (as root)"))
+        for p in missing
+    ]
     notes: list[str] = []
     if os.name != "nt" and not m.which("wine"):
-        wine = Need("wine (tool.maturin-suite.windows-wheel.wine-tests = \"require\")",
-                    advice(" ".join(mingw.APT_WINE)))
+        wine = Need('wine (tool.maturin-suite.windows-wheel.wine-tests = "require")', advice(" ".join(mingw.APT_WINE)))
         if win.wine_tests == "require":
             needs.append(wine)
         elif win.wine_tests == "auto":
@@ -258,24 +290,36 @@ def publish_check(m: Machine) -> Verdict:
 
 def coverage(m: Machine) -> Verdict:
     major, _ = m.rustc_llvm
-    hint = advice(f"llvm-{major or 'N'} (LLVM of rustc's major version)", "", "mingw-w64-x86_64-llvm",
-                  "or: rustup component add llvm-tools")
+    hint = advice(
+        f"llvm-{major or 'N'} (LLVM of rustc's major version)",
+        "",
+        "mingw-w64-x86_64-llvm",
+        "or: rustup component add llvm-tools",
+    )
     needs = [*m.cargo_needs, *m.native]
-    needs += [Need(f"{tool} (LLVM {major or '?'})", hint) for tool in ("llvm-profdata", "llvm-cov")
-              if not m.llvm_tool(tool)]
+    needs += [
+        Need(f"{tool} (LLVM {major or '?'})", hint) for tool in ("llvm-profdata", "llvm-cov") if not m.llvm_tool(tool)
+    ]
     version = m.cfg.coverage.tarpaulin_version
     cached = toolchain.suite_cache(m.env) / "tools" / f"cargo-tarpaulin-{version}" / "bin" / "cargo-tarpaulin"
-    notes = () if m.which("cargo-tarpaulin") or cached.is_file() else (
-        f"cargo-tarpaulin {version} is installed by the session's first run (cargo install, needs crates.io)",)
+    notes = (
+        ()
+        if m.which("cargo-tarpaulin") or cached.is_file()
+        else (f"cargo-tarpaulin {version} is installed by the session's first run (cargo install, needs crates.io)",)
+    )
     return Verdict("coverage", tuple(needs), notes)
 
 
 def lint(m: Machine) -> Verdict:
     needs = [*m.cargo_needs, *m.native]
-    needs += m.cargo_tool("fmt", "rustfmt (cargo fmt)",
-                          advice("rustfmt", "", "mingw-w64-x86_64-rust", "or: rustup component add rustfmt"))
-    needs += m.cargo_tool("clippy", "clippy (cargo clippy)",
-                          advice("rust-clippy", "", "mingw-w64-x86_64-rust", "or: rustup component add clippy"))
+    needs += m.cargo_tool(
+        "fmt", "rustfmt (cargo fmt)", advice("rustfmt", "", "mingw-w64-x86_64-rust", "or: rustup component add rustfmt")
+    )
+    needs += m.cargo_tool(
+        "clippy",
+        "clippy (cargo clippy)",
+        advice("rust-clippy", "", "mingw-w64-x86_64-rust", "or: rustup component add clippy"),
+    )
     return Verdict("lint", tuple(needs))
 
 
@@ -287,8 +331,18 @@ def publish_rehearsal(m: Machine) -> Verdict:
     return Verdict("publish-rehearsal", notes=dist_notes(m.cfg))
 
 
-PROBES = (rust_tests, python_tests, sdist, linux_wheel, windows_gnu_wheel, publish_check, coverage, lint,
-          lint_workflows, publish_rehearsal)
+PROBES = (
+    rust_tests,
+    python_tests,
+    sdist,
+    linux_wheel,
+    windows_gnu_wheel,
+    publish_check,
+    coverage,
+    lint,
+    lint_workflows,
+    publish_rehearsal,
+)
 
 
 # --------------------------------------------------------------------------
@@ -309,8 +363,12 @@ def pymodule_names(src: Path) -> list[str]:
             attrs, ident = m.group(1), m.group(2)
             if not PYMODULE_ATTR.search(attrs):
                 continue
-            renamed = [n.group(1) for a in NAME_ARG.finditer(attrs)
-                       for n in [re.search(r"\bname\s*=\s*\"([^\"]+)\"", a.group(1))] if n]
+            renamed = [
+                n.group(1)
+                for a in NAME_ARG.finditer(attrs)
+                for n in [re.search(r"\bname\s*=\s*\"([^\"]+)\"", a.group(1))]
+                if n
+            ]
             names.append(renamed[-1] if renamed else ident)
     return names
 
@@ -329,8 +387,10 @@ def module_name_problems(maturin: Mapping[str, Any], module: str, lib_name: str,
     if not found:
         problems.append(f"no #[pymodule] found in {src}")
     elif leaf not in found:
-        problems.append(f"#[pymodule] {', '.join(found)} in {src} does not define {leaf!r}, the last component "
-                        f"of {declared!r} (the import would fail: no PyInit_{leaf})")
+        problems.append(
+            f"#[pymodule] {', '.join(found)} in {src} does not define {leaf!r}, the last component "
+            f"of {declared!r} (the import would fail: no PyInit_{leaf})"
+        )
     return problems
 
 
@@ -362,12 +422,14 @@ def abi3_problems(features: Iterable[str], requires_python: str | None) -> list[
     abi3 = versions[0]
     feature = f"abi3-py{abi3[0]}{abi3[1]}"
     if not requires_python:
-        return [f"pyo3 feature {feature} but no requires-python: set requires-python = \">={abi3[0]}.{abi3[1]}\""]
+        return [f'pyo3 feature {feature} but no requires-python: set requires-python = ">={abi3[0]}.{abi3[1]}"']
     bound = lower_bound(requires_python)
     if bound != abi3:
         low = f"{bound[0]}.{bound[1]}" if bound else "none"
-        return [f"pyo3 feature {feature} (CPython >= {abi3[0]}.{abi3[1]}) but requires-python "
-                f"{requires_python!r} (lower bound {low}): the two must name the same Python"]
+        return [
+            f"pyo3 feature {feature} (CPython >= {abi3[0]}.{abi3[1]}) but requires-python "
+            f"{requires_python!r} (lower bound {low}): the two must name the same Python"
+        ]
     return []
 
 
@@ -392,8 +454,10 @@ def python_source_problems(crate: Path, maturin: Mapping[str, Any], import_name:
     if not folder.is_dir():
         return [f"tool.maturin.python-source = {source!r}, but {folder} does not exist"]
     if not (folder / import_name).is_dir():
-        return [f"tool.maturin.python-source = {source!r}: {folder} has no package {import_name}/ "
-                "(the top level of the module)"]
+        return [
+            f"tool.maturin.python-source = {source!r}: {folder} has no package {import_name}/ "
+            "(the top level of the module)"
+        ]
     return []
 
 
@@ -406,20 +470,33 @@ def cross_checks(ctx: Context, env: Mapping[str, str]) -> list[Check]:
         return [Check(n, f"not checked: {e.message}", skipped=True) for n in ("module-name", "abi3", "python-source")]
     lib = project.python_crate.lib_name or project.python_crate.name.replace("-", "_")
     src = cfg.python_crate / "src"
-    checks = [Check("module-name", f"{cfg.module}; #[pymodule] {', '.join(pymodule_names(src)) or '(none)'}",
-                    tuple(module_name_problems(maturin, cfg.module, lib, src)))]
+    checks = [
+        Check(
+            "module-name",
+            f"{cfg.module}; #[pymodule] {', '.join(pymodule_names(src)) or '(none)'}",
+            tuple(module_name_problems(maturin, cfg.module, lib, src)),
+        )
+    ]
     try:
         features = pyo3_features(cfg, env, maturin)
     except SuiteError as e:
         checks.append(Check("abi3", f"not checked: {e.message}", skipped=True))
     else:
         detail = f"pyo3 {', '.join(features or []) or '(no features)'}; requires-python {project.requires_python}"
-        problems = (["the Python crate does not depend on pyo3"] if features is None
-                    else abi3_problems(features, project.requires_python))
+        problems = (
+            ["the Python crate does not depend on pyo3"]
+            if features is None
+            else abi3_problems(features, project.requires_python)
+        )
         checks.append(Check("abi3", detail, tuple(problems)))
     source = maturin.get("python-source")
-    checks.append(Check("python-source", f"{source}/{cfg.import_name}/" if source else "(not set)",
-                        tuple(python_source_problems(cfg.python_crate, maturin, cfg.import_name))))
+    checks.append(
+        Check(
+            "python-source",
+            f"{source}/{cfg.import_name}/" if source else "(not set)",
+            tuple(python_source_problems(cfg.python_crate, maturin, cfg.import_name)),
+        )
+    )
     return checks
 
 
@@ -433,11 +510,9 @@ def diagnose(ctx: Context) -> tuple[list[Verdict], list[Check]]:
     machine = Machine(ctx.config, env)
     verdicts = [probe(machine) for probe in PROBES]
     checks = cross_checks(ctx, env)
-    broken = tuple(Need(f"a consistent project ({c.name} check)", "; ".join(c.problems))
-                   for c in checks if not c.ok)
+    broken = tuple(Need(f"a consistent project ({c.name} check)", "; ".join(c.problems)) for c in checks if not c.ok)
     if broken:
-        verdicts = [Verdict(v.session, (*v.missing, *broken), v.notes) if v.session in BUILDS else v
-                    for v in verdicts]
+        verdicts = [Verdict(v.session, (*v.missing, *broken), v.notes) if v.session in BUILDS else v for v in verdicts]
     return verdicts, checks
 
 
@@ -479,11 +554,14 @@ def run(ctx: Context) -> None:
     ctx.console.say(render(verdicts, checks))
     report = write_report(ctx, verdicts, checks)
     blocked = [v.session for v in verdicts if not v.ready]
-    ctx.console.summary(SESSION, [
-        ("ready", f"{len(verdicts) - len(blocked)} of {len(verdicts)} sessions"),
-        ("cannot run", ", ".join(blocked) or "none"),
-        ("checks", f"{sum(c.ok and not c.skipped for c in checks)} of {len(checks)} hold"),
-        ("report", str(report.relative_to(ctx.root) if report.is_relative_to(ctx.root) else report)),
-    ])
+    ctx.console.summary(
+        SESSION,
+        [
+            ("ready", f"{len(verdicts) - len(blocked)} of {len(verdicts)} sessions"),
+            ("cannot run", ", ".join(blocked) or "none"),
+            ("checks", f"{sum(c.ok and not c.skipped for c in checks)} of {len(checks)} hold"),
+            ("report", str(report.relative_to(ctx.root) if report.is_relative_to(ctx.root) else report)),
+        ],
+    )
     if blocked:
         raise CheckFailed(f"cannot run here: {', '.join(blocked)} (see the table above)")

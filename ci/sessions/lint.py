@@ -28,8 +28,21 @@ def checks(ctx: Context, cargo: str) -> list[tuple[str, list[str]]]:
         ("ruff format --check", [ruff, "format", "--check", "--diff", *PYTHON_PATHS]),
         ("mypy --strict ci/", [mypy]),
         ("cargo fmt --check", [cargo, "fmt", "--all", "--check", "--manifest-path", manifest]),
-        ("cargo clippy -D warnings", [cargo, "clippy", "--workspace", "--all-targets", "--locked",
-                                      "--manifest-path", manifest, "--", "-D", "warnings"]),
+        (
+            "cargo clippy -D warnings",
+            [
+                cargo,
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--manifest-path",
+                manifest,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
     ]
 
 

@@ -35,8 +35,14 @@ SCHEMA_HINT = "pip install check-jsonschema (it is in the 'lint-workflows' depen
 def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
     """zizmor offline, JSON kept in ``report``; returns the number of findings."""
     zizmor = ctx.tool("zizmor", hint=ZIZMOR_HINT)
-    proc = ctx.console.run([zizmor, "--offline", "--format", "json", folder], cwd=ctx.root,
-                           env=ctx.env(), title="zizmor --offline (JSON)", capture=True, check=False)
+    proc = ctx.console.run(
+        [zizmor, "--offline", "--format", "json", folder],
+        cwd=ctx.root,
+        env=ctx.env(),
+        title="zizmor --offline (JSON)",
+        capture=True,
+        check=False,
+    )
     # Exit 0: no findings; 10-14: findings (by highest severity); else an error.
     findings: Any = None
     if proc.returncode == 0 or 10 <= proc.returncode <= 14:
@@ -46,13 +52,16 @@ def run_zizmor(ctx: Context, folder: Path, report: Path) -> int:
             findings = None
     if not isinstance(findings, list):
         ctx.console.say((proc.stdout or "") + (proc.stderr or "")[-3000:])
-        raise CheckFailed(f"zizmor failed (exit {proc.returncode}) without a JSON report",
-                          hint="a workflow zizmor cannot parse is skipped; check-jsonschema names it")
+        raise CheckFailed(
+            f"zizmor failed (exit {proc.returncode}) without a JSON report",
+            hint="a workflow zizmor cannot parse is skipped; check-jsonschema names it",
+        )
     report.write_text(json.dumps(findings, indent=2) + "\n", encoding="utf-8")
     if findings:
         # Human-readable diagnostics for the log.
-        ctx.console.run([zizmor, "--offline", folder], cwd=ctx.root, env=ctx.env(),
-                        title="zizmor --offline", check=False)
+        ctx.console.run(
+            [zizmor, "--offline", folder], cwd=ctx.root, env=ctx.env(), title="zizmor --offline", check=False
+        )
     return len(findings)
 
 
@@ -63,8 +72,11 @@ def workflow_tags(ctx: Context, workflows: dict[str, Any], lister: SessionLister
     how = "tool.maturin-suite.workflows.tags" if configured else "discovered: <stem>.yml owns tags <stem>, <stem>-*"
     for name in workflows:
         tags = owned.get(name)
-        ctx.console.say(f"  {name} runs the sessions tagged {', '.join(tags)}" if tags else
-                        f"  {name} owns no tag: its steps are checked, not which sessions it runs")
+        ctx.console.say(
+            f"  {name} runs the sessions tagged {', '.join(tags)}"
+            if tags
+            else f"  {name} owns no tag: its steps are checked, not which sessions it runs"
+        )
     ctx.console.say(f"  (tags per workflow: {how})")
     return owned
 
@@ -76,9 +88,12 @@ def parity_and_hardening(ctx: Context, files: list[Path]) -> tuple[Parity, list[
         workflows = load_workflows(ctx.root)
         lister = nox_lister(ctx.root)
         parity = check_parity(workflows, lister, workflow_tags(ctx, workflows, lister))
-        hardening = [str(p) for f in files
-                     for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"), environment)
-                     + check_dry_run(f.name, workflows[f.name])]
+        hardening = [
+            str(p)
+            for f in files
+            for p in check_hardening(f.name, workflows[f.name], f.read_text(encoding="utf-8"), environment)
+            + check_dry_run(f.name, workflows[f.name])
+        ]
         for run in parity.runs:
             how = f"plan `nox -l --json {' '.join(run.plan)}`" if run.plan is not None else "literal"
             extra = f" -- {' '.join(run.posargs)}" if run.posargs else ""
@@ -105,42 +120,67 @@ def write_parity_report(path: Path, parity: Parity, problems: list[str], found: 
         "".join(f"{r.workflow}\t{r.job}\t{' '.join(r.sessions)}\t{' '.join(r.posargs)}\n" for r in parity.runs)
         + "".join(f"PROVIDES\t{w}\t{j}\t{s}\t{p}\n" for w, j, s, p in checked)
         + "".join(f"PROBLEM\t{p}\n" for p in problems)
-        + "".join(f"NOTE\t{n}\n" for n in notes), encoding="utf-8")
+        + "".join(f"NOTE\t{n}\n" for n in notes),
+        encoding="utf-8",
+    )
+
+
+def check_rows(
+    parity: Parity, hardening: list[str], found: Provisions, provision_problems: list[str]
+) -> list[tuple[str, str]]:
+    """The summary rows of the suite's own workflow rules."""
+    runs = sum(len(r.sessions) for r in parity.runs)
+    return [
+        ("parity", f"{len(parity.runs)} nox steps, {runs} session runs, {len(parity.problems)} problems"),
+        ("hardening", f"{len(hardening)} problems"),
+        (
+            "provisions",
+            f"{len(found.checked)} job/session pairs, {len(provision_problems)} problems, "
+            f"{len(found.notes)} known gaps",
+        ),
+        ("actionlint", "not run (cannot be installed offline; see README)"),
+    ]
 
 
 def run(ctx: Context) -> None:
     root = ctx.root
     files = workflow_files(root)
     if not files:
-        raise CheckFailed(f"no workflows (*.yml, *.yaml) in {root / WORKFLOWS_DIR}",
-                          hint="copy the suite's workflows there: nox -s adopt -- PATH (from the suite's checkout)")
+        raise CheckFailed(
+            f"no workflows (*.yml, *.yaml) in {root / WORKFLOWS_DIR}",
+            hint="copy the suite's workflows there: nox -s adopt -- PATH (from the suite's checkout)",
+        )
     report_dir = ctx.config.report_dir("lint-workflows")
     report_dir.mkdir(parents=True, exist_ok=True)
     findings = run_zizmor(ctx, root / WORKFLOWS_DIR, report_dir / "zizmor.json")
     schema = ctx.tool("check-jsonschema", hint=SCHEMA_HINT)
     schema_proc = ctx.console.run(
-        [schema, "--builtin-schema", "vendor.github-workflows", *files], cwd=root, env=ctx.env(),
-        title="check-jsonschema --builtin-schema vendor.github-workflows", check=False)
+        [schema, "--builtin-schema", "vendor.github-workflows", *files],
+        cwd=root,
+        env=ctx.env(),
+        title="check-jsonschema --builtin-schema vendor.github-workflows",
+        check=False,
+    )
     parity, hardening = parity_and_hardening(ctx, files)
     found, provision_problems = provisions(ctx, parity)
     problems = [str(p) for p in parity.problems] + hardening + provision_problems
     write_parity_report(report_dir / "parity.txt", parity, problems, found)
-    ctx.console.summary("lint-workflows", [
-        ("workflows", ", ".join(f.name for f in files)),
-        ("zizmor --offline", f"{findings} findings (report: {report_dir / 'zizmor.json'})"),
-        ("schema", "valid" if schema_proc.returncode == 0 else f"INVALID (exit {schema_proc.returncode})"),
-        ("parity", f"{len(parity.runs)} nox steps, {sum(len(r.sessions) for r in parity.runs)} session runs, "
-                   f"{len(parity.problems)} problems"),
-        ("hardening", f"{len(hardening)} problems"),
-        ("provisions", f"{len(found.checked)} job/session pairs, {len(provision_problems)} problems, "
-                       f"{len(found.notes)} known gaps"),
-        ("actionlint", "not run (cannot be installed offline; see README)"),
-    ])
+    ctx.console.summary(
+        "lint-workflows",
+        [
+            ("workflows", ", ".join(f.name for f in files)),
+            ("zizmor --offline", f"{findings} findings (report: {report_dir / 'zizmor.json'})"),
+            ("schema", "valid" if schema_proc.returncode == 0 else f"INVALID (exit {schema_proc.returncode})"),
+            *check_rows(parity, hardening, found, provision_problems),
+        ],
+    )
     failures = [f"zizmor reported {findings} finding(s)"] if findings else []
     if schema_proc.returncode != 0:
         failures.append("a workflow does not match the GitHub workflow schema")
     failures += problems
     if failures:
-        raise CheckFailed("workflow lint failed:\n  " + "\n  ".join(failures),
-                          hint="fix the workflows (or ci/requirements.toml); the rules are in "
-                               "ci/blocks/workflows.py, ci/blocks/provisions.py and ci/blocks/needs.py")
+        raise CheckFailed(
+            "workflow lint failed:\n  " + "\n  ".join(failures),
+            hint="fix the workflows (or ci/requirements.toml); the rules are in "
+            "ci/blocks/workflows.py, ci/blocks/provisions.py and ci/blocks/needs.py",
+        )

@@ -55,9 +55,17 @@ TWINE_HINT = "twine and pypiserver come from the 'rehearsal' dependency group (n
 # Variables that would let pip/uv find the package somewhere other than the
 # rehearsal index.
 FOREIGN_SOURCES = (
-    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX",
-    "UV_INDEX", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
-    "UV_NO_INDEX", "UV_OFFLINE",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+    "UV_INDEX",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_FIND_LINKS",
+    "UV_NO_INDEX",
+    "UV_OFFLINE",
 )
 
 
@@ -154,8 +162,9 @@ def write_htpasswd(ctx: Context, path: Path, user: str, password: str) -> None:
     proc = probe([python, "-c", code, str(path), user], stdin=password, env=ctx.env())
     if proc is None or proc.returncode != 0:
         why = proc.stderr.strip()[-800:] if proc else "python did not start"
-        raise StepFailed(f"could not write the htpasswd file with passlib: {why}",
-                         proc.returncode if proc else 1, hint=TWINE_HINT)
+        raise StepFailed(
+            f"could not write the htpasswd file with passlib: {why}", proc.returncode if proc else 1, hint=TWINE_HINT
+        )
 
 
 def wait_until_up(index: Index, timeout: float = START_TIMEOUT) -> None:
@@ -165,8 +174,9 @@ def wait_until_up(index: Index, timeout: float = START_TIMEOUT) -> None:
     while time.monotonic() < deadline:
         if index.process.poll() is not None:
             raise StepFailed(
-                f"pypi-server exited with code {index.process.returncode} before answering:\n"
-                + tail(index.log), index.process.returncode)
+                f"pypi-server exited with code {index.process.returncode} before answering:\n" + tail(index.log),
+                index.process.returncode,
+            )
         try:
             with urllib.request.urlopen(index.url + "health", timeout=2) as resp:
                 if resp.status == 200:
@@ -174,8 +184,7 @@ def wait_until_up(index: Index, timeout: float = START_TIMEOUT) -> None:
         except (urllib.error.URLError, OSError) as e:
             last = str(e)
         time.sleep(0.2)
-    raise StepFailed(f"pypi-server did not answer on {index.url} within {timeout:.0f}s ({last})\n"
-                     + tail(index.log), 1)
+    raise StepFailed(f"pypi-server did not answer on {index.url} within {timeout:.0f}s ({last})\n" + tail(index.log), 1)
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -204,13 +213,25 @@ def package_index(ctx: Context, packages: Path, htpasswd: Path, log: Path) -> It
     """A running pypiserver on loopback; stopped on exit, whatever happened."""
     server = ctx.tool("pypi-server", hint=TWINE_HINT)
     port = free_loopback_port()
-    argv = [server, "run", "--host", LOOPBACK, "--port", str(port),
-            "--passwords", str(htpasswd), "--authenticate", "update",
-            "--disable-fallback", "--health-endpoint", "/health", str(packages)]
+    argv = [
+        server,
+        "run",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--passwords",
+        str(htpasswd),
+        "--authenticate",
+        "update",
+        "--disable-fallback",
+        "--health-endpoint",
+        "/health",
+        str(packages),
+    ]
     ctx.console.say(f"$ {' '.join(argv)}")
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=ctx.env(),
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=ctx.env(), stdin=subprocess.DEVNULL)
     index = Index(f"http://{LOOPBACK}:{port}/", log, process)
     try:
         wait_until_up(index)
@@ -221,20 +242,24 @@ def package_index(ctx: Context, packages: Path, htpasswd: Path, log: Path) -> It
 
 
 def upload_env(ctx: Context, password: str) -> dict[str, str]:
-    env = ctx.env(TWINE_USERNAME=USER, TWINE_PASSWORD=password, TWINE_NON_INTERACTIVE="1",
-                  NO_COLOR="1")
+    env = ctx.env(TWINE_USERNAME=USER, TWINE_PASSWORD=password, TWINE_NON_INTERACTIVE="1", NO_COLOR="1")
     for key in ("TWINE_REPOSITORY", "TWINE_REPOSITORY_URL", "TWINE_CERT"):
         env.pop(key, None)
     return env
 
 
-def twine_upload(ctx: Context, index: Index, files: Sequence[Path], env: Mapping[str, str], *,
-                 title: str, check: bool) -> subprocess.CompletedProcess[str]:
+def twine_upload(
+    ctx: Context, index: Index, files: Sequence[Path], env: Mapping[str, str], *, title: str, check: bool
+) -> subprocess.CompletedProcess[str]:
     twine = ctx.tool("twine", hint=TWINE_HINT)
     return ctx.console.run(
-        [twine, "upload", "--non-interactive", "--disable-progress-bar",
-         "--repository-url", index.url, *files],
-        cwd=ctx.root, env=env, title=title, capture=not check, check=check)
+        [twine, "upload", "--non-interactive", "--disable-progress-bar", "--repository-url", index.url, *files],
+        cwd=ctx.root,
+        env=env,
+        title=title,
+        capture=not check,
+        check=check,
+    )
 
 
 def listed_files(index: Index, name: str) -> set[str]:
@@ -262,13 +287,41 @@ def install_from_index(ctx: Context, python: Path, index: Index, release: Releas
     env = install_env(ctx)
     uv = venvs.find_uv(env)
     if uv:
-        cmd = [uv, "pip", "install", "--python", str(python), "--no-cache", "--index-url",
-               index.simple, "--only-binary", ":all:", "--reinstall", requirement]
+        cmd = [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            str(python),
+            "--no-cache",
+            "--index-url",
+            index.simple,
+            "--only-binary",
+            ":all:",
+            "--reinstall",
+            requirement,
+        ]
     else:
-        cmd = [str(python), "-m", "pip", "install", "--no-cache-dir", "--index-url", index.simple,
-               "--only-binary", ":all:", "--force-reinstall", requirement]
-    ctx.console.run(cmd, cwd=ctx.root, env=env, title=f"install {requirement} from the rehearsal index",
-                    hint="the index must serve a wheel for this platform (build it with nox -s linux-wheel)")
+        cmd = [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--index-url",
+            index.simple,
+            "--only-binary",
+            ":all:",
+            "--force-reinstall",
+            requirement,
+        ]
+    ctx.console.run(
+        cmd,
+        cwd=ctx.root,
+        env=env,
+        title=f"install {requirement} from the rehearsal index",
+        hint="the index must serve a wheel for this platform (build it with nox -s linux-wheel)",
+    )
 
 
 def reupload_refusal(proc: subprocess.CompletedProcess[str], log_text: str) -> tuple[str, str]:
@@ -283,17 +336,17 @@ def reupload_refusal(proc: subprocess.CompletedProcess[str], log_text: str) -> t
         reason = exists.group(0).strip() if exists else phrase
         return f"{status} {phrase}".strip(), reason
     raise CheckFailed(
-        f"the re-upload failed, but not because the file exists (HTTP {status} {phrase}):\n"
-        + out.strip()[-1500:])
+        f"the re-upload failed, but not because the file exists (HTTP {status} {phrase}):\n" + out.strip()[-1500:]
+    )
 
 
-def rehearse(ctx: Context, index: Index, release: Release, env: Mapping[str, str],
-             tmp: Path) -> tuple[str, str, str]:
+def rehearse(ctx: Context, index: Index, release: Release, env: Mapping[str, str], tmp: Path) -> tuple[str, str, str]:
     """Upload, list, install, import, re-upload; returns (installed version,
     smoke output, HTTP status of the refused re-upload)."""
     cfg = ctx.config
-    twine_upload(ctx, index, release.files, env, check=True,
-                 title=f"twine upload {len(release.files)} file(s) to {index.url}")
+    twine_upload(
+        ctx, index, release.files, env, check=True, title=f"twine upload {len(release.files)} file(s) to {index.url}"
+    )
     with ctx.console.step("check the index lists every uploaded file"):
         listed = listed_files(index, release.name)
         missing = sorted(f.name for f in release.files if f.name not in listed)
@@ -303,19 +356,30 @@ def rehearse(ctx: Context, index: Index, release: Release, env: Mapping[str, str
     install_from_index(ctx, python, index, release)
     proc = ctx.console.run(
         [str(python), "-c", f"import importlib.metadata as m; print(m.version({release.name!r}))"],
-        cwd=tmp, env=install_env(ctx), title="installed version", capture=True)
+        cwd=tmp,
+        env=install_env(ctx),
+        title="installed version",
+        capture=True,
+    )
     installed = proc.stdout.strip()
     if Version(installed) != Version(release.version):
         raise CheckFailed(f"installed {release.name} {installed}, expected {release.version}")
-    smoke = ctx.console.run([str(python), "-c", smoke_code(cfg)], cwd=tmp, env=install_env(ctx),
-                            title=f"import {cfg.import_name} and run the smoke code", capture=True)
+    smoke = ctx.console.run(
+        [str(python), "-c", smoke_code(cfg)],
+        cwd=tmp,
+        env=install_env(ctx),
+        title=f"import {cfg.import_name} and run the smoke code",
+        capture=True,
+    )
     ctx.console.say(smoke.stdout.rstrip())
-    again = twine_upload(ctx, index, release.files[:1], env, check=False,
-                         title=f"upload {release.files[0].name} again (must be refused)")
+    again = twine_upload(
+        ctx, index, release.files[:1], env, check=False, title=f"upload {release.files[0].name} again (must be refused)"
+    )
     if again.returncode == 0:
         raise CheckFailed(
             f"the index accepted a second upload of {release.files[0].name}: "
-            f"re-uploading {release.version} must be refused")
+            f"re-uploading {release.version} must be refused"
+        )
     status, reason = reupload_refusal(again, tail(index.log, 200))
     ctx.console.say(f"re-upload of {release.version} refused by the index (HTTP {status}): {reason}")
     return installed, smoke.stdout, status
@@ -327,9 +391,9 @@ def run(ctx: Context) -> None:
     if not release.wheels:
         raise CheckFailed(
             f"{cfg.dist_dir} has no wheel of {release.name} {release.version} to install",
-            hint="build one first: nox -s linux-wheel")
-    ctx.console.say(f"rehearsing {release.name} {release.version}: "
-                    + ", ".join(f.name for f in release.files))
+            hint="build one first: nox -s linux-wheel",
+        )
+    ctx.console.say(f"rehearsing {release.name} {release.version}: " + ", ".join(f.name for f in release.files))
     work = cfg.work_dir("publish-rehearsal")
     password = secrets.token_urlsafe(24)
     with artifacts.staging_dir(work, "rehearsal") as tmp:
@@ -347,12 +411,16 @@ def run(ctx: Context) -> None:
                 ctx.console.say("pypi-server log (last lines):\n" + tail(index.log))
                 raise
     size = sum(f.stat().st_size for f in release.files)
-    ctx.console.summary("publish-rehearsal", [
-        ("index", f"pypiserver on {index.url} (temporary, stopped)"),
-        ("uploaded", f"{len(release.files)} file(s), {size / 1024:.0f} KiB: "
-                     + ", ".join(f.name for f in release.files)),
-        ("installed", f"{release.name} {installed} from the rehearsal index only"),
-        ("smoke", smoke.strip().splitlines()[-1] if smoke.strip() else "ok"),
-        ("re-upload", f"re-upload of {release.version} refused by the index (HTTP {status})"),
-    ])
-
+    ctx.console.summary(
+        "publish-rehearsal",
+        [
+            ("index", f"pypiserver on {index.url} (temporary, stopped)"),
+            (
+                "uploaded",
+                f"{len(release.files)} file(s), {size / 1024:.0f} KiB: " + ", ".join(f.name for f in release.files),
+            ),
+            ("installed", f"{release.name} {installed} from the rehearsal index only"),
+            ("smoke", smoke.strip().splitlines()[-1] if smoke.strip() else "ok"),
+            ("re-upload", f"re-upload of {release.version} refused by the index (HTTP {status})"),
+        ],
+    )

@@ -28,9 +28,13 @@ def pytest_command(ctx: Context, python: Path, version: str) -> list[str]:
     work = ctx.config.work_dir(SESSION)
     junit = ctx.config.report_dir(SESSION) / f"junit-py{version}.xml"
     return [
-        str(python), "-m", "pytest", str(ctx.config.python_tests),
+        str(python),
+        "-m",
+        "pytest",
+        str(ctx.config.python_tests),
         # Keep pytest's cache out of the source tree.
-        "-o", f"cache_dir={work / 'pytest-cache'}",
+        "-o",
+        f"cache_dir={work / 'pytest-cache'}",
         f"--junitxml={junit}",
         *ctx.posargs,
     ]
@@ -51,7 +55,9 @@ def test_wheel(ctx: Context) -> Path:
         # script (keyed on the interpreter) recompile the crate.
         built = maturin.build_wheel(
             # No manylinux repair, no compression (the dev .so is ~9 MB).
-            ctx, staging, profile="dev",
+            ctx,
+            staging,
+            profile="dev",
             extra_args=["--auditwheel", "skip", "--compression-method", "stored", "--interpreter", sys.executable],
             env=ctx.env(PYO3_PYTHON=sys.executable),
             title="maturin build (dev profile, for testing)",
@@ -76,13 +82,24 @@ def run(ctx: Context) -> None:
     wheel = test_wheel(ctx)
     cfg.report_dir(SESSION).mkdir(parents=True, exist_ok=True)
     installed = venvs.install(
-        ctx, Path(python), venvs.test_requirements(ctx), wheel=wheel, distribution=cfg.distribution,
+        ctx,
+        Path(python),
+        venvs.test_requirements(ctx),
+        wheel=wheel,
+        distribution=cfg.distribution,
         title=f"install {wheel.name} into Python {version}",
     )
-    ctx.console.run(pytest_command(ctx, Path(python), version), cwd=cfg.work_dir(SESSION), env=env,
-                    title=f"pytest on Python {version}",
-                    timeout=(cfg.timeouts.tests, "tool.maturin-suite.timeouts.tests"))
-    ctx.console.summary(f"{SESSION} (Python {version})", [
-        ("Python", f"{version} ({python})"),
-        ("wheel", f"{wheel}{'' if installed else ' (already installed, unchanged)'}"),
-    ])
+    ctx.console.run(
+        pytest_command(ctx, Path(python), version),
+        cwd=cfg.work_dir(SESSION),
+        env=env,
+        title=f"pytest on Python {version}",
+        timeout=(cfg.timeouts.tests, "tool.maturin-suite.timeouts.tests"),
+    )
+    ctx.console.summary(
+        f"{SESSION} (Python {version})",
+        [
+            ("Python", f"{version} ({python})"),
+            ("wheel", f"{wheel}{'' if installed else ' (already installed, unchanged)'}"),
+        ],
+    )

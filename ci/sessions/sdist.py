@@ -45,10 +45,17 @@ def run(ctx: Context) -> None:
 def smoke(ctx: Context, work: Path, wheel: Path) -> str:
     """Install the sdist-built wheel into a fresh venv and run the smoke code."""
     python = venvs.ensure_venv(ctx, work / "smoke-venv", Path(sys.executable))
-    venvs.install(ctx, python, [], wheel=wheel, distribution=ctx.config.distribution,
-                  title="install the sdist-built wheel into a fresh venv")
-    proc = ctx.console.run([str(python), "-c", smoke_code(ctx.config)], cwd=work,
-                           env=ctx.env(), title="import it", capture=True)
+    venvs.install(
+        ctx,
+        python,
+        [],
+        wheel=wheel,
+        distribution=ctx.config.distribution,
+        title="install the sdist-built wheel into a fresh venv",
+    )
+    proc = ctx.console.run(
+        [str(python), "-c", smoke_code(ctx.config)], cwd=work, env=ctx.env(), title="import it", capture=True
+    )
     return proc.stdout.strip()
 
 

@@ -62,8 +62,10 @@ def parse_args(posargs: Sequence[str], declared: Sequence[str]) -> Args:
         else:
             sessions.append(arg)
     if not sessions:
-        raise ConfigError(f"setup: name the sessions to set up ({USAGE})",
-                          hint=f"{needs.REQUIREMENTS_FILE} declares: {', '.join(sorted(declared))}")
+        raise ConfigError(
+            f"setup: name the sessions to set up ({USAGE})",
+            hint=f"{needs.REQUIREMENTS_FILE} declares: {', '.join(sorted(declared))}",
+        )
     return Args(tuple(dict.fromkeys(sessions)), dry_run, distro)
 
 
@@ -177,8 +179,10 @@ def run(ctx: Context) -> None:
     platform = needs.this_platform()
     distro = needs.this_distro() if args.distro is None else args.distro
     items = needs.wants(needs.combined(req, args.sessions, platform), platform, distro)
-    ctx.console.say(f"set-up of {', '.join(args.sessions)} on {platform} ({distro or 'distribution unknown'}): "
-                    f"{len(items)} needs in {needs.REQUIREMENTS_FILE}")
+    ctx.console.say(
+        f"set-up of {', '.join(args.sessions)} on {platform} ({distro or 'distribution unknown'}): "
+        f"{len(items)} needs in {needs.REQUIREMENTS_FILE}"
+    )
     rows = [("sessions", " ".join(args.sessions)), ("platform", f"{platform} {distro}".strip())]
     if args.dry_run:
         count = dry_run(ctx, items, req.cargo_install)
@@ -189,5 +193,7 @@ def run(ctx: Context) -> None:
     counts = {s: sum(v[0] == s for v in status.values()) for s in ("present", "installed", "cannot")}
     ctx.console.summary(SESSION, [*rows, *((k, str(v)) for k, v in counts.items())])
     if cannot:
-        raise ToolMissing(f"setup could not provide {len(cannot)} need(s): {', '.join(str(w) for w in cannot)}",
-                          hint="; ".join(f"{w}: {status[w][1]}" for w in cannot))
+        raise ToolMissing(
+            f"setup could not provide {len(cannot)} need(s): {', '.join(str(w) for w in cannot)}",
+            hint="; ".join(f"{w}: {status[w][1]}" for w in cannot),
+        )

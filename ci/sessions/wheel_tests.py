@@ -32,8 +32,10 @@ SESSION = "wheel-tests"
 USAGE = "nox -s wheel-tests [-p 3.X] -- [WHEEL or FOLDER] [pytest arguments]"
 # Run by the interpreter under test with the engine's `packaging` on its path
 # (pure Python; the test venv need not have it).
-TAGS_SCRIPT = "import sys; sys.path.insert(0, sys.argv[1]); from packaging import tags; " \
-              "print('\\n'.join(str(t) for t in tags.sys_tags()))"
+TAGS_SCRIPT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from packaging import tags; "
+    "print('\\n'.join(str(t) for t in tags.sys_tags()))"
+)
 MODULE_SCRIPT = "import importlib, sys; print(importlib.import_module(sys.argv[1]).__file__)"
 
 
@@ -56,8 +58,13 @@ def interpreter_tags(ctx: Context, python: Path) -> list[str]:
     import packaging
 
     home = str(Path(packaging.__file__).resolve().parent.parent)
-    proc = ctx.console.run([python, "-c", TAGS_SCRIPT, home], cwd=ctx.root, env=ctx.env(), capture=True,
-                           title="the wheel tags this interpreter accepts")
+    proc = ctx.console.run(
+        [python, "-c", TAGS_SCRIPT, home],
+        cwd=ctx.root,
+        env=ctx.env(),
+        capture=True,
+        title="the wheel tags this interpreter accepts",
+    )
     return proc.stdout.split()
 
 
@@ -84,29 +91,40 @@ def pick_wheel(where: Path, accepted: Sequence[str], distribution: str) -> Path:
         return fits[0]
     found = ", ".join(w.name for w, _ in ours) or "none"
     if not fits:
-        raise CheckFailed(f"wheel-tests: no wheel of {distribution} in {where} installs on this interpreter "
-                          f"(it accepts {', '.join(accepted[:3])}, ...; wheels found: {found})",
-                          hint="build or download the wheel for this platform (nox -s linux-wheel)")
-    raise CheckFailed(f"wheel-tests: {len(fits)} wheels of {distribution} in {where} fit this interpreter "
-                      f"({', '.join(w.name for w in fits)}): name one", hint=USAGE)
+        raise CheckFailed(
+            f"wheel-tests: no wheel of {distribution} in {where} installs on this interpreter "
+            f"(it accepts {', '.join(accepted[:3])}, ...; wheels found: {found})",
+            hint="build or download the wheel for this platform (nox -s linux-wheel)",
+        )
+    raise CheckFailed(
+        f"wheel-tests: {len(fits)} wheels of {distribution} in {where} fit this interpreter "
+        f"({', '.join(w.name for w in fits)}): name one",
+        hint=USAGE,
+    )
 
 
 def prove_module(ctx: Context, python: Path, wheel: Path, work: Path) -> str:
     """The imported extension module is byte for byte the wheel's; its path."""
     module = ctx.config.module
-    proc = ctx.console.run([python, "-c", MODULE_SCRIPT, module], cwd=work, env=ctx.env(), capture=True,
-                           title=f"import {module}")
+    proc = ctx.console.run(
+        [python, "-c", MODULE_SCRIPT, module], cwd=work, env=ctx.env(), capture=True, title=f"import {module}"
+    )
     lines = proc.stdout.strip().splitlines()
     imported = Path(lines[-1]) if lines else Path()
     digest = hashlib.sha256(imported.read_bytes()).hexdigest() if imported.is_file() else ""
     package = PurePosixPath(*module.split(".")[:-1])
     with zipfile.ZipFile(wheel) as zf:
-        members = {n: hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist()
-                   if PurePosixPath(n).parent == package and PurePosixPath(n).name == imported.name}
+        members = {
+            n: hashlib.sha256(zf.read(n)).hexdigest()
+            for n in zf.namelist()
+            if PurePosixPath(n).parent == package and PurePosixPath(n).name == imported.name
+        }
     if digest and digest in members.values():
         return str(imported)
-    raise CheckFailed(f"wheel-tests: Python imports {module} from {imported}, which is not the file in {wheel.name}",
-                      hint="a build or the source tree shadows the installed wheel")
+    raise CheckFailed(
+        f"wheel-tests: Python imports {module} from {imported}, which is not the file in {wheel.name}",
+        hint="a build or the source tree shadows the installed wheel",
+    )
 
 
 def run(ctx: Context) -> None:
@@ -118,16 +136,37 @@ def run(ctx: Context) -> None:
     work = cfg.work_dir(SESSION)
     work.mkdir(parents=True, exist_ok=True)
     cfg.report_dir(SESSION).mkdir(parents=True, exist_ok=True)
-    venvs.install(ctx, python, venvs.test_requirements(ctx), wheel=wheel, distribution=cfg.distribution,
-                  title=f"install {wheel.name} into Python {version}")
+    venvs.install(
+        ctx,
+        python,
+        venvs.test_requirements(ctx),
+        wheel=wheel,
+        distribution=cfg.distribution,
+        title=f"install {wheel.name} into Python {version}",
+    )
     module_file = prove_module(ctx, python, wheel, work)
     junit = cfg.report_dir(SESSION) / f"junit-py{version}.xml"
-    ctx.console.run([python, "-m", "pytest", str(cfg.python_tests), "-o", f"cache_dir={work / 'pytest-cache'}",
-                     f"--junitxml={junit}", *pytest_args], cwd=work, env=ctx.env(),
-                    title=f"pytest on Python {version} against {wheel.name}")
-    ctx.console.summary(f"{SESSION} (Python {version})", [
-        ("Python", f"{version} ({python})"),
-        ("wheel", f"{wheel} ({os.path.getsize(wheel) / 1024:.0f} KiB, not rebuilt)"),
-        ("imported", f"{module_file} (= the wheel's file, SHA-256)"),
-        ("junit", str(junit)),
-    ])
+    ctx.console.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            str(cfg.python_tests),
+            "-o",
+            f"cache_dir={work / 'pytest-cache'}",
+            f"--junitxml={junit}",
+            *pytest_args,
+        ],
+        cwd=work,
+        env=ctx.env(),
+        title=f"pytest on Python {version} against {wheel.name}",
+    )
+    ctx.console.summary(
+        f"{SESSION} (Python {version})",
+        [
+            ("Python", f"{version} ({python})"),
+            ("wheel", f"{wheel} ({os.path.getsize(wheel) / 1024:.0f} KiB, not rebuilt)"),
+            ("imported", f"{module_file} (= the wheel's file, SHA-256)"),
+            ("junit", str(junit)),
+        ],
+    )

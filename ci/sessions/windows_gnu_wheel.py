@@ -126,8 +126,7 @@ def finish_wheel(ctx: Context, wheel: Path, files: Sequence[Path], out_dir: Path
     standard .dist-info files). RECORD is rewritten by ``wheel pack``."""
     tool = ctx.tool("wheel", hint="'wheel' comes from the session venv (dependency group 'windows')")
     with artifacts.staging_dir(out_dir.parent, "unpacked") as tmp:
-        ctx.console.run([tool, "unpack", "--dest", str(tmp), str(wheel)], cwd=tmp, env=ctx.env(),
-                        title="wheel unpack")
+        ctx.console.run([tool, "unpack", "--dest", str(tmp), str(wheel)], cwd=tmp, env=ctx.env(), title="wheel unpack")
         (unpacked,) = [p for p in tmp.iterdir() if p.is_dir()]
         (info,) = unpacked.glob("*.dist-info")
         (info / "DELVEWHEEL").unlink(missing_ok=True)
@@ -149,8 +148,12 @@ def finish_wheel(ctx: Context, wheel: Path, files: Sequence[Path], out_dir: Path
         if added:
             metadata.write_text(head + "\n" + "\n".join(added) + sep + body, encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
-        ctx.console.run([tool, "pack", "--dest-dir", str(out_dir), str(unpacked)], cwd=tmp, env=ctx.env(),
-                        title="wheel pack (licences of bundled DLLs, RECORD)")
+        ctx.console.run(
+            [tool, "pack", "--dest-dir", str(out_dir), str(unpacked)],
+            cwd=tmp,
+            env=ctx.env(),
+            title="wheel pack (licences of bundled DLLs, RECORD)",
+        )
     return maturin.only_file(out_dir, "*.whl", "wheel")
 
 
@@ -205,8 +208,12 @@ def wine_shims(ctx: Context, env: Mapping[str, str], dest: Path) -> list[str]:
         return []
     src = dest / "bcryptprimitives.c"
     src.write_text(WINE_BCRYPTPRIMITIVES_C)
-    ctx.console.run([f"{MINGW}-gcc", "-O2", "-shared", "-o", str(dest / "bcryptprimitives.dll"), str(src),
-                     "-ladvapi32"], cwd=dest, env=env, title="wine stand-in for bcryptprimitives.dll (ProcessPrng)")
+    ctx.console.run(
+        [f"{MINGW}-gcc", "-O2", "-shared", "-o", str(dest / "bcryptprimitives.dll"), str(src), "-ladvapi32"],
+        cwd=dest,
+        env=env,
+        title="wine stand-in for bcryptprimitives.dll (ProcessPrng)",
+    )
     src.unlink()
     return ["bcryptprimitives.dll"]
 
@@ -231,9 +238,21 @@ def build_test_executables(ctx: Context, route: RustRoute, env: dict[str, str]) 
     cfg = ctx.config
     packages = [a for c in cfg.windows_wheel.test_crates for a in ("-p", c)]
     proc = ctx.console.run(
-        [route.cargo, "test", "--no-run", "--release", "--locked", *packages, *cargo_flags(cfg, route),
-         "--message-format", "json-render-diagnostics"],
-        cwd=cfg.workspace, env=env, title=f"cargo test --no-run for {cfg.windows_wheel.target}", capture=True,
+        [
+            route.cargo,
+            "test",
+            "--no-run",
+            "--release",
+            "--locked",
+            *packages,
+            *cargo_flags(cfg, route),
+            "--message-format",
+            "json-render-diagnostics",
+        ],
+        cwd=cfg.workspace,
+        env=env,
+        title=f"cargo test --no-run for {cfg.windows_wheel.target}",
+        capture=True,
     )
     exes = []
     for line in proc.stdout.splitlines():
@@ -273,8 +292,13 @@ def check_test_imports(exe: Path, local: Path, dlls: Sequence[str]) -> None:
     """The test binary must need nothing beyond the wheel's DLLs and Windows."""
     image = pe.read_pe(exe.name, local.read_bytes())
     system = pe.system_dlls(image.machine)
-    extra = [i for i in image.imports if i.lower() not in system and not pe.API_SET.fullmatch(i.lower())
-             and i.lower() not in {d.lower() for d in dlls}]
+    extra = [
+        i
+        for i in image.imports
+        if i.lower() not in system
+        and not pe.API_SET.fullmatch(i.lower())
+        and i.lower() not in {d.lower() for d in dlls}
+    ]
     if extra:
         raise CheckFailed(f"{exe.name} imports {', '.join(extra)}, which the wheel does not bundle")
 
@@ -288,14 +312,21 @@ class BinaryRun:
     failure: str | None
 
 
-def run_test_binary(ctx: Context, exe: Path, runner: Sequence[str], run_dir: Path, wenv: dict[str, str],
-                    dlls: Sequence[str]) -> BinaryRun:
+def run_test_binary(
+    ctx: Context, exe: Path, runner: Sequence[str], run_dir: Path, wenv: dict[str, str], dlls: Sequence[str]
+) -> BinaryRun:
     """Copy ``exe`` next to the wheel's DLLs, check its imports, run it (under wine)."""
     local = run_dir / exe.name
     shutil.copyfile(exe, local)
     check_test_imports(exe, local, dlls)
-    result = ctx.console.run([*runner, str(local)], cwd=run_dir, env=wenv,
-                             title=f"{'wine ' if runner else ''}{exe.name}", capture=True, check=False)
+    result = ctx.console.run(
+        [*runner, str(local)],
+        cwd=run_dir,
+        env=wenv,
+        title=f"{'wine ' if runner else ''}{exe.name}",
+        capture=True,
+        check=False,
+    )
     output = (result.stdout or "") + (result.stderr or "")
     ctx.console.say(output.strip()[-3000:])
     counts = TEST_RESULT.findall(output)
@@ -352,8 +383,10 @@ def mib(n: int) -> str:
 def parse_args(ctx: Context) -> set[str]:
     unknown = [a for a in ctx.posargs if a not in POSARGS and not a.startswith("--route=")]
     if unknown:
-        raise ConfigError(f"unknown argument(s) for {SESSION}: {' '.join(unknown)}",
-                          hint=f"known: --setup, --skip-wine, --route={{{','.join(ROUTES)}}}")
+        raise ConfigError(
+            f"unknown argument(s) for {SESSION}: {' '.join(unknown)}",
+            hint=f"known: --setup, --skip-wine, --route={{{','.join(ROUTES)}}}",
+        )
     return set(ctx.posargs)
 
 
@@ -370,8 +403,9 @@ def route_choice(ctx: Context, args: set[str]) -> str:
 def wine_mode(ctx: Context, args: set[str]) -> str:
     mode = ctx.config.windows_wheel.wine_tests
     if mode not in WINE_MODES:
-        raise ConfigError(f"tool.maturin-suite.windows-wheel.wine-tests must be one of "
-                          f"{', '.join(WINE_MODES)}; got {mode!r}")
+        raise ConfigError(
+            f"tool.maturin-suite.windows-wheel.wine-tests must be one of {', '.join(WINE_MODES)}; got {mode!r}"
+        )
     return "skip" if "--skip-wine" in args else mode
 
 
@@ -380,7 +414,8 @@ def detect_route(ctx: Context, target: str, prefer: str, *, want_wine: bool) -> 
     env0 = ctx.env()
     with ctx.console.step("detect toolchain"):
         gmp_cached = os.name == "nt" or any(
-            (d / GMP_MARKER).is_file() for d in cache_root(ctx.config, env0).glob("gmp-*"))
+            (d / GMP_MARKER).is_file() for d in cache_root(ctx.config, env0).glob("gmp-*")
+        )
         ensure_setup(ctx, target, need_gmp_build=not gmp_cached, want_wine=want_wine, prefer=prefer)
         route = find_rust_route(target, ctx.env(), prefer)
         assert route is not None  # ensure_setup raised otherwise
@@ -388,7 +423,7 @@ def detect_route(ctx: Context, target: str, prefer: str, *, want_wine: bool) -> 
             raise ToolMissing(
                 f"on Windows the build needs a Rust whose host is {target} (found {route.host})",
                 hint="MSYS2: pacman -S mingw-w64-x86_64-rust, or rustup default stable-x86_64-pc-windows-gnu; "
-                     "run nox from the MINGW64 shell with mingw-w64-x86_64-gcc, -gmp and -pkgconf installed",
+                "run nox from the MINGW64 shell with mingw-w64-x86_64-gcc, -gmp and -pkgconf installed",
             )
     return route
 
@@ -398,29 +433,44 @@ def mingw_gmp(ctx: Context, route: RustRoute, work: Path) -> tuple[Path, tuple[s
     with ctx.console.step("MinGW GMP (cached)"):
         start = time.monotonic()
         gmp_prefix, built_now = ensure_mingw_gmp(ctx, route, build_env(ctx, route, work, None))
-        row = ("MinGW GMP", f"{'built' if built_now else 'reused'} {gmp_prefix} "
-               f"({mib(du(gmp_prefix))}, {time.monotonic() - start:.0f}s)")
+        row = (
+            "MinGW GMP",
+            f"{'built' if built_now else 'reused'} {gmp_prefix} "
+            f"({mib(du(gmp_prefix))}, {time.monotonic() - start:.0f}s)",
+        )
     return gmp_prefix, row
 
 
 def maturin_wheel(ctx: Context, route: RustRoute, env: dict[str, str], staging: Path) -> Path:
     """The wheel as maturin builds it for the target (no DLL bundled yet)."""
     return maturin.build_wheel(
-        ctx, staging / "built",
+        ctx,
+        staging / "built",
         extra_args=["--locked", "--auditwheel", "skip", *cargo_flags(ctx.config, route)],
-        env=env, title=f"maturin build --target {ctx.config.windows_wheel.target} ({route.name})",
+        env=env,
+        title=f"maturin build --target {ctx.config.windows_wheel.target} ({route.name})",
     )
 
 
-def bundle_dlls(ctx: Context, route: RustRoute, env: dict[str, str], gmp_prefix: Path | None, wheel: Path,
-                staging: Path) -> tuple[Path, list[str]]:
+def bundle_dlls(
+    ctx: Context, route: RustRoute, env: dict[str, str], gmp_prefix: Path | None, wheel: Path, staging: Path
+) -> tuple[Path, list[str]]:
     """``wheel`` repaired by delvewheel, with the licences of the DLLs it bundled; and their names."""
     search = dll_search_dirs(route, gmp_prefix, env)
     delvewheel = ctx.tool("delvewheel", hint="delvewheel comes from the session venv (dependency group 'windows')")
     ctx.console.run(
-        [delvewheel, "repair", "--add-path", os.pathsep.join(map(str, search)),
-         "-w", str(staging / "repaired"), str(wheel)],
-        cwd=staging, env=env, title="delvewheel repair (bundle the DLL closure)",
+        [
+            delvewheel,
+            "repair",
+            "--add-path",
+            os.pathsep.join(map(str, search)),
+            "-w",
+            str(staging / "repaired"),
+            str(wheel),
+        ],
+        cwd=staging,
+        env=env,
+        title="delvewheel repair (bundle the DLL closure)",
     )
     repaired = maturin.only_file(staging / "repaired", "*.whl", "wheel")
     bundled = [PurePosixPath(n).name for n in zipfile.ZipFile(repaired).namelist() if n.lower().endswith(".dll")]
@@ -436,41 +486,59 @@ def check_wheel(ctx: Context, final: Path, env: dict[str, str], staging: Path) -
             ctx.console.say(f.line())
         abi3audit = shutil.which("abi3audit", path=env.get("PATH"))
         if abi3audit:
-            proc = ctx.console.run([abi3audit, "--strict", "--report", str(final)], cwd=staging, env=env,
-                                   title="abi3audit", capture=True, check=False)
+            proc = ctx.console.run(
+                [abi3audit, "--strict", "--report", str(final)],
+                cwd=staging,
+                env=env,
+                title="abi3audit",
+                capture=True,
+                check=False,
+            )
             ctx.console.say((proc.stdout or "") + (proc.stderr or ""))
-            findings.append(Finding(final.name, "abi3audit", "pass" if proc.returncode == 0 else "fail",
-                                    "" if proc.returncode == 0 else "abi3audit reported violations"))
+            findings.append(
+                Finding(
+                    final.name,
+                    "abi3audit",
+                    "pass" if proc.returncode == 0 else "fail",
+                    "" if proc.returncode == 0 else "abi3audit reported violations",
+                )
+            )
         bad = failures(findings)
         if bad:
             raise CheckFailed("the Windows wheel failed its checks:\n" + "\n".join(f.line() for f in bad))
     return findings
 
 
-def windows_tests(ctx: Context, mode: str, route: RustRoute, env: dict[str, str], wheel: Path,
-                  work: Path) -> tuple[str, str]:
+def windows_tests(
+    ctx: Context, mode: str, route: RustRoute, env: dict[str, str], wheel: Path, work: Path
+) -> tuple[str, str]:
     """The Rust tests on Windows or under wine, as the wine mode says; their summary row."""
     if mode == "skip":
         return ("Rust tests on Windows", "skipped (wine-tests = skip / --skip-wine)")
     if os.name != "nt" and not _which("wine", env):
         if mode == "require":
-            raise ToolMissing("wine-tests = \"require\" but wine is not installed", hint=setup_hint([], wine=True))
+            raise ToolMissing('wine-tests = "require" but wine is not installed', hint=setup_hint([], wine=True))
         row = ("Rust tests under wine", f"SKIPPED: wine not installed ({install_command(APT_WINE)}, or -- --setup)")
         ctx.console.warn("wine is not installed: the Rust tests were not run for Windows")
         return row
     with ctx.console.step("Rust tests for Windows"):
         start = time.monotonic()
         result = run_wine_tests(ctx, route, env, wheel, work)
-    return ("Rust tests " + ("under wine" if os.name != "nt" else "on Windows"),
-            f"{result.passed} passed, {result.failed} failed in {result.binaries} binaries "
-            f"{result.note} ({time.monotonic() - start:.0f}s)")
+    return (
+        "Rust tests " + ("under wine" if os.name != "nt" else "on Windows"),
+        f"{result.passed} passed, {result.failed} failed in {result.binaries} binaries "
+        f"{result.note} ({time.monotonic() - start:.0f}s)",
+    )
 
 
 def built_with(ctx: Context, route: RustRoute, env: Mapping[str, str], gmp_prefix: Path | None) -> dict[str, str]:
     """The toolchain of this build, for the provenance record."""
     gcc = f"{MINGW}-gcc" if route.cross else "gcc"
-    queries = {"rustc": [route.rustc, "-V"], "maturin": [maturin.maturin(ctx), "--version"],
-               "MinGW gcc": [gcc, "--version"]}
+    queries = {
+        "rustc": [route.rustc, "-V"],
+        "maturin": [maturin.maturin(ctx), "--version"],
+        "MinGW gcc": [gcc, "--version"],
+    }
     gmp = f"{gmp_prefix.name} (MinGW, built once, bundled)" if gmp_prefix else "MSYS2 mingw-w64-x86_64-gmp (bundled)"
     return provenance.toolchain(env, queries, {"GMP": gmp, "route": route.name})
 
@@ -496,8 +564,12 @@ def run(ctx: Context) -> None:
     with artifacts.staging_dir(work, "staging") as staging:
         start = time.monotonic()
         unrepaired = maturin_wheel(ctx, route, env, staging)
-        rows.append(("cargo/maturin build", f"{time.monotonic() - start:.0f}s; target dir "
-                     f"{mib(du(cargo_target_dir(work, route)))}"))
+        rows.append(
+            (
+                "cargo/maturin build",
+                f"{time.monotonic() - start:.0f}s; target dir {mib(du(cargo_target_dir(work, route)))}",
+            )
+        )
         final, bundled = bundle_dlls(ctx, route, env, gmp_prefix, unrepaired, staging)
         findings = check_wheel(ctx, final, env, staging)
         rows.append(("bundled", ", ".join(bundled) or "nothing"))
