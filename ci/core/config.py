@@ -220,8 +220,14 @@ def _key(path: list[str]) -> str:
     return PREFIX + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path[1:])
 
 
-TYPE_WORDS = {"array": "a list", "object": "a table", "string": "a string", "number": "a number",
-              "boolean": "true or false", "integer": "an integer"}
+TYPE_WORDS = {
+    "array": "a list",
+    "object": "a table",
+    "string": "a string",
+    "number": "a number",
+    "boolean": "true or false",
+    "integer": "an integer",
+}
 
 
 def _rule_text(rule: str, definition: Any) -> str:

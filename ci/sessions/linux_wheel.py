@@ -67,7 +67,7 @@ PATCHELF_HINT = (
     "manylinux images have it"
 )
 M4_HINT = (
-    "building GMP from source (gmp = \"static\") needs m4 and make: "
+    'building GMP from source (gmp = "static") needs m4 and make: '
     "Debian/Ubuntu: apt-get install m4 make; manylinux/CentOS: yum install -y m4 make; "
     "MSYS2: pacman -S m4 make"
 )
@@ -106,9 +106,9 @@ def resolve_mode(cfg: SuiteConfig, env: Mapping[str, str]) -> Mode:
         engine = container_engine(env)
         if engine is None:
             raise ToolMissing(
-                "linux-wheel.mode = \"container\" but no container engine answers (docker/podman info)",
+                'linux-wheel.mode = "container" but no container engine answers (docker/podman info)',
                 hint="start Docker ('apt-get install docker.io' on Debian/Ubuntu) or podman, "
-                "or set tool.maturin-suite.linux-wheel.mode = \"zig\" (no engine needed)",
+                'or set tool.maturin-suite.linux-wheel.mode = "zig" (no engine needed)',
             )
         return Mode("container", "configured", engine)
     return Mode("zig", "auto: zig on every machine (container only when configured)")
@@ -129,8 +129,9 @@ def require_patchelf(ctx: Context) -> str:
     exe = ctx.tool("patchelf", hint=PATCHELF_HINT)
     version = patchelf_version(exe, ctx.env())
     if version < PATCHELF_MIN:
-        raise ToolMissing(f"{exe} is patchelf {'.'.join(map(str, version))}; maturin's repair needs >= 0.14",
-                          hint=PATCHELF_HINT)
+        raise ToolMissing(
+            f"{exe} is patchelf {'.'.join(map(str, version))}; maturin's repair needs >= 0.14", hint=PATCHELF_HINT
+        )
     return exe
 
 
@@ -184,7 +185,7 @@ def clean_patched_outputs(target_dir: Path, stem: str) -> list[Path]:
 def canonical_wheel_name(name: str) -> str:
     """Put PEP 600 platform tags first (auditwheel's order):
     ``...-manylinux_2_17_x86_64.manylinux2014_x86_64.whl``."""
-    stem = name[:-len(".whl")]
+    stem = name[: -len(".whl")]
     head, _, platforms = stem.rpartition("-")
     tags = platforms.split(".")
 
@@ -243,14 +244,17 @@ maturin build --release --locked --manifest-path "$SUITE_MANIFEST" \
 """
 
 
-def container_command(engine: str, cfg: SuiteConfig, out_dir: Path, maturin_version: str,
-                      gmp_cache: Path | None = None) -> list[str]:
+def container_command(
+    engine: str, cfg: SuiteConfig, out_dir: Path, maturin_version: str, gmp_cache: Path | None = None
+) -> list[str]:
     """``docker run`` of :data:`CONTAINER_SCRIPT` in the policy's manylinux image
     (with ``gmp = "static"``, the host's GMP cache is mounted and used)."""
     image = cfg.linux_wheel.container_image or CONTAINER_IMAGES.get(cfg.linux_wheel.policy)
     if not image:
-        raise ConfigError(f"no manylinux image known for policy {cfg.linux_wheel.policy!r}",
-                          hint="set tool.maturin-suite.linux-wheel.container-image")
+        raise ConfigError(
+            f"no manylinux image known for policy {cfg.linux_wheel.policy!r}",
+            hint="set tool.maturin-suite.linux-wheel.container-image",
+        )
     ws = cfg.workspace
 
     def inside(p: Path) -> str:
@@ -293,15 +297,18 @@ def self_check(wheel: Path, cfg: SuiteConfig) -> list[str]:
     members = wheelcheck.read_members(wheel)
     problems = []
     policy_tag = {"manylinux2014": "manylinux2014_x86_64"}.get(
-        cfg.linux_wheel.policy, f"{cfg.linux_wheel.policy}_x86_64")
+        cfg.linux_wheel.policy, f"{cfg.linux_wheel.policy}_x86_64"
+    )
     if cfg.linux_wheel.policy != "linux" and policy_tag not in wheel.name:
         problems.append(f"platform tag {policy_tag} missing from {wheel.name}")
     if "-abi3-" not in wheel.name:
         problems.append(f"{wheel.name} is not an abi3 wheel")
     problems += wheelcheck.bundling_problems(members, cfg.import_name, cfg.linux_wheel.bundled_libraries)
     if cfg.gmp == "static":
-        problems += [f"{p} (gmp = \"static\" links GMP into the extension)"
-                     for p in wheelcheck.unbundled_needs(members, ("libgmp",))]
+        problems += [
+            f'{p} (gmp = "static" links GMP into the extension)'
+            for p in wheelcheck.unbundled_needs(members, ("libgmp",))
+        ]
     return problems
 
 
@@ -338,11 +345,16 @@ def build_in_container(ctx: Context, mode: Mode, staging: Path, env: dict[str, s
     """``container`` mode: maturin (of the host's version) builds the wheel inside the manylinux image."""
     cfg = ctx.config
     assert mode.engine is not None
-    version = ctx.console.run([maturin.maturin(ctx), "--version"], cwd=cfg.workspace,
-                              env=env, capture=True, title="maturin version").stdout.split()[-1]
+    version = ctx.console.run(
+        [maturin.maturin(ctx), "--version"], cwd=cfg.workspace, env=env, capture=True, title="maturin version"
+    ).stdout.split()[-1]
     mounted = gmp_cache_dir(cfg, env) if cfg.gmp == "static" else None
-    ctx.console.run(container_command(mode.engine, cfg, staging, version, mounted), cwd=cfg.workspace,
-                    env=env, title=f"maturin build in {cfg.linux_wheel.container_image or 'manylinux'}")
+    ctx.console.run(
+        container_command(mode.engine, cfg, staging, version, mounted),
+        cwd=cfg.workspace,
+        env=env,
+        title=f"maturin build in {cfg.linux_wheel.container_image or 'manylinux'}",
+    )
     return maturin.only_file(staging, "*.whl", "wheel")
 
 
@@ -352,7 +364,10 @@ def maturin_build(ctx: Context, mode: Mode, staging: Path, env: dict[str, str], 
         return build_in_container(ctx, mode, staging, env)
     cfg = ctx.config
     return maturin.build_wheel(
-        ctx, staging, profile="release", extra_args=maturin_args(cfg, mode),
+        ctx,
+        staging,
+        profile="release",
+        extra_args=maturin_args(cfg, mode),
         env=build_env(ctx, mode, target_dir),
         title=f"maturin build ({mode.name}, {cfg.linux_wheel.policy})",
     )

@@ -146,8 +146,12 @@ def project_versions(project: Project, env: Mapping[str, str]) -> Versions:
     cfg = project.config
     cargo = project.python_crate.version
     pyproject = project.python_project.get("version")
-    return Versions(expected=normalize(pyproject or cargo), cargo=normalize(cargo),
-                    pyproject=normalize(pyproject) if pyproject else None, tag=git_tag(cfg.root, env))
+    return Versions(
+        expected=normalize(pyproject or cargo),
+        cargo=normalize(cargo),
+        pyproject=normalize(pyproject) if pyproject else None,
+        tag=git_tag(cfg.root, env),
+    )
 
 
 def wheel_tags(name: str) -> tuple[str, str, frozenset[Tag]]:
@@ -253,8 +257,9 @@ def version_findings(name: str, file_version: str, meta_version: str | None, v: 
     return [Finding(name, "version", "pass", f"{v.expected} ({', '.join(stated)})")]
 
 
-def tag_findings(cfg: SuiteConfig, name: str, tags: frozenset[Tag], members: Mapping[str, bytes],
-                 info: str | None) -> list[Finding]:
+def tag_findings(
+    cfg: SuiteConfig, name: str, tags: frozenset[Tag], members: Mapping[str, bytes], info: str | None
+) -> list[Finding]:
     problems = []
     want_py = lowest_python_tag(cfg)
     for t in sorted(tags, key=str):
@@ -262,12 +267,14 @@ def tag_findings(cfg: SuiteConfig, name: str, tags: frozenset[Tag], members: Map
             problems.append(f"{t}: ABI tag {t.abi}, not abi3 (one wheel serves every CPython)")
         m = re.fullmatch(r"cp3(\d+)", t.interpreter)
         if not m or int(m.group(1)) > int(want_py[3:]):
-            problems.append(f"{t}: interpreter tag {t.interpreter} does not serve {want_py} "
-                            f"(the lowest of python-versions)")
+            problems.append(
+                f"{t}: interpreter tag {t.interpreter} does not serve {want_py} (the lowest of python-versions)"
+            )
     platforms = {t.platform for t in tags}
     if cfg.publish.platforms and not platforms & set(cfg.publish.platforms):
-        problems.append(f"platform {', '.join(sorted(platforms))} is none of publish.platforms "
-                        f"({', '.join(cfg.publish.platforms)})")
+        problems.append(
+            f"platform {', '.join(sorted(platforms))} is none of publish.platforms ({', '.join(cfg.publish.platforms)})"
+        )
     if info is not None:
         wheel_meta = email.parser.BytesParser().parsebytes(members.get(f"{info}/WHEEL", b""))
         declared = {str(x) for x in wheel_meta.get_all("Tag") or []}
@@ -325,8 +332,15 @@ def bundled_findings(cfg: SuiteConfig, name: str, members: archives.ZipMembers) 
     native = members.only(lambda m: m.endswith(".so") or m.startswith(libs))
     held = sum(native.size(m) for m in native if not m.startswith(libs))
     if held > members.limits.max_member_size:
-        return [Finding(name, "bundled-libs", "fail", f"the extension modules total {held} bytes, over "
-                        f"max-member-size ({members.limits.max_member_size}); not read into memory at once")]
+        return [
+            Finding(
+                name,
+                "bundled-libs",
+                "fail",
+                f"the extension modules total {held} bytes, over "
+                f"max-member-size ({members.limits.max_member_size}); not read into memory at once",
+            )
+        ]
     try:
         problems = wheelcheck.bundling_problems(native, cfg.import_name, cfg.linux_wheel.bundled_libraries)
     except CheckFailed as e:
@@ -345,8 +359,9 @@ def tool_run(ctx: Context, argv: list[str], cwd: Path) -> subprocess.CompletedPr
     Finding, not an exception); it and its children end after 600 s."""
     ctx.console.say(f"$ {shlex.join(argv)}")
     try:
-        return run_group(argv, cwd=cwd, env=ctx.env(NO_COLOR="1", COLUMNS="200", TERM="dumb"), capture=True,
-                         timeout=600)
+        return run_group(
+            argv, cwd=cwd, env=ctx.env(NO_COLOR="1", COLUMNS="200", TERM="dumb"), capture=True, timeout=600
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {e}")
 
@@ -435,9 +450,11 @@ def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozen
         problems.append(f"not manylinux at all (auditwheel: {report.get('overall_tag') or 'linux'})")
     else:
         if claimed and min(claimed) < overall:
-            problems.append(f"file name claims glibc {'.'.join(map(str, min(claimed)))} but the wheel "
-                            f"needs {report.get('overall_tag')} (symbols: "
-                            f"{', '.join(newer_symbols(report, min(claimed))) or '?'})")
+            problems.append(
+                f"file name claims glibc {'.'.join(map(str, min(claimed)))} but the wheel "
+                f"needs {report.get('overall_tag')} (symbols: "
+                f"{', '.join(newer_symbols(report, min(claimed))) or '?'})"
+            )
         if policy and overall > glibc_of(policy):  # type: ignore[operator]
             problems.append(f"policy {cfg.linux_wheel.policy} not met: needs {report.get('overall_tag')}")
     if problems:
@@ -445,8 +462,9 @@ def auditwheel_findings(ctx: Context, cfg: SuiteConfig, path: Path, tags: frozen
     return [Finding(path.name, "auditwheel", "pass", f"{report.get('overall_tag')}, no external libraries")]
 
 
-def contents_findings(ctx: Context, cfg: SuiteConfig, path: Path, members: Mapping[str, bytes],
-                      work: Path) -> list[Finding]:
+def contents_findings(
+    ctx: Context, cfg: SuiteConfig, path: Path, members: Mapping[str, bytes], work: Path
+) -> list[Finding]:
     """check-wheel-contents, configured: the package and (when the wheel has
     bundled libraries) ``<pkg>.libs`` are the expected toplevel entries; W010
     ("no Python modules") is accepted for exactly ``<pkg>.libs/`` and nothing else."""
@@ -456,8 +474,9 @@ def contents_findings(ctx: Context, cfg: SuiteConfig, path: Path, members: Mappi
     has_libs = any(m.startswith(libs + "/") for m in members)
     if has_libs:
         toplevel.append(libs)
-    proc = tool_run(ctx, [ctx.tool("check-wheel-contents"), "--no-config", "--toplevel", ",".join(toplevel),
-                          str(path)], work)
+    proc = tool_run(
+        ctx, [ctx.tool("check-wheel-contents"), "--no-config", "--toplevel", ",".join(toplevel), str(path)], work
+    )
     text = proc.stdout + proc.stderr
     issues = []
     accepted = []
@@ -502,8 +521,15 @@ def wheel_findings(ctx: Context, path: Path, versions: Versions, work: Path) -> 
         return [Finding(name, e.rule, "fail", e.detail), *guard]
 
 
-def wheel_content_findings(ctx: Context, path: Path, members: archives.ZipMembers, file_version: str,
-                           tags: frozenset[Tag], versions: Versions, work: Path) -> list[Finding]:
+def wheel_content_findings(
+    ctx: Context,
+    path: Path,
+    members: archives.ZipMembers,
+    file_version: str,
+    tags: frozenset[Tag],
+    versions: Versions,
+    work: Path,
+) -> list[Finding]:
     cfg = ctx.config
     name = path.name
     info = dist_info_dir(members)
@@ -517,8 +543,10 @@ def wheel_content_findings(ctx: Context, path: Path, members: archives.ZipMember
         found += auditwheel_findings(ctx, cfg, path, tags, work)
         found += bundled_findings(cfg, name, members)
     else:
-        found += [Finding(name, "auditwheel", "n/a", "not a Linux wheel"),
-                  Finding(name, "bundled-libs", "n/a", "not a Linux wheel")]
+        found += [
+            Finding(name, "auditwheel", "n/a", "not a Linux wheel"),
+            Finding(name, "bundled-libs", "n/a", "not a Linux wheel"),
+        ]
     found += contents_findings(ctx, cfg, path, members, work)
     found += stray_findings(cfg, name, members, info)
     found += license_findings(cfg, name, members, info)
@@ -554,8 +582,11 @@ def sdist_findings(ctx: Context, path: Path, versions: Versions, work: Path, bui
     found += twine_findings(ctx, path, work)
     found += version_findings(name, file_version, meta.get("Version") if meta else None, versions)
     stray = [m for m in members if STRAY_NAMES.search(m)]
-    found.append(Finding(name, "stray-files", "fail" if stray else "pass",
-                         ("unexpected: " + ", ".join(stray[:8])) if stray else ""))
+    found.append(
+        Finding(
+            name, "stray-files", "fail" if stray else "pass", ("unexpected: " + ", ".join(stray[:8])) if stray else ""
+        )
+    )
     return found + sdist_build_findings(ctx, path, build) + guard
 
 
@@ -588,12 +619,19 @@ def runnable_here(tags: frozenset[Tag], version: str) -> bool:
     return bool(supported & set(tags))
 
 
-def smoke_findings(ctx: Context, wheels: list[Path], interpreters: list[toolchain.Interpreter],
-                   missing: list[str], versions: Versions, work: Path) -> list[Finding]:
+def smoke_findings(
+    ctx: Context,
+    wheels: list[Path],
+    interpreters: list[toolchain.Interpreter],
+    missing: list[str],
+    versions: Versions,
+    work: Path,
+) -> list[Finding]:
     cfg = ctx.config
     found: list[Finding] = []
-    code = SMOKE_WRAPPER.format(smoke=sdist.smoke_code(cfg), top=cfg.import_name,
-                                prefixes=list(cfg.linux_wheel.bundled_libraries) or ["libgmp"])
+    code = SMOKE_WRAPPER.format(
+        smoke=sdist.smoke_code(cfg), top=cfg.import_name, prefixes=list(cfg.linux_wheel.bundled_libraries) or ["libgmp"]
+    )
     for wheel in wheels:
         try:
             _d, _v, tags = wheel_tags(wheel.name)
@@ -612,8 +650,9 @@ def smoke_findings(ctx: Context, wheels: list[Path], interpreters: list[toolchai
     return found
 
 
-def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: str,
-              versions: Versions, work: Path) -> Finding:
+def smoke_one(
+    ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: str, versions: Versions, work: Path
+) -> Finding:
     cfg = ctx.config
     label = f"Python {interp.version}"
     with artifacts.staging_dir(work, f"smoke-{interp.version}") as tmp:
@@ -621,28 +660,39 @@ def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: st
         env = ctx.env(PIP_NO_INDEX="1", UV_OFFLINE="1")
         env.pop("PYTHONPATH", None)
         uv = venvs.find_uv(env)
-        install = ([uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
-                   if uv else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)])
+        install = (
+            [uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
+            if uv
+            else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)]
+        )
         seconds = cfg.timeouts.smoke
         proc = timed(install, tmp, env, seconds)
         if proc is None:
-            return Finding(wheel.name, "smoke", "fail", f"{label}: install timed out after {seconds:.0f}s "
-                           "(tool.maturin-suite.timeouts.smoke)")
+            return Finding(
+                wheel.name,
+                "smoke",
+                "fail",
+                f"{label}: install timed out after {seconds:.0f}s (tool.maturin-suite.timeouts.smoke)",
+            )
         if proc.returncode != 0:
             return Finding(wheel.name, "smoke", "fail", f"{label}: install failed: {last_lines(proc.stderr)}")
         run_dir = tmp / "run"
         run_dir.mkdir()
         proc = timed([str(python), "-I", "-c", code], run_dir, env, seconds)
         if proc is None:
-            return Finding(wheel.name, "smoke", "fail", f"{label}: the smoke code timed out after {seconds:.0f}s "
-                           "(tool.maturin-suite.timeouts.smoke)")
+            return Finding(
+                wheel.name,
+                "smoke",
+                "fail",
+                f"{label}: the smoke code timed out after {seconds:.0f}s (tool.maturin-suite.timeouts.smoke)",
+            )
         ctx.console.say(f"smoke {wheel.name} on {label}: exit {proc.returncode}\n{proc.stdout.strip()}")
         if proc.returncode != 0:
             return Finding(wheel.name, "smoke", "fail", f"{label}: {last_lines(proc.stdout + proc.stderr)}")
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SUITE-SMOKE ")), None)
         if line is None:
             return Finding(wheel.name, "smoke", "fail", f"{label}: no smoke report")
-        report = json.loads(line[len("SUITE-SMOKE "):])
+        report = json.loads(line[len("SUITE-SMOKE ") :])
         problems = []
         if report["version"] is None or normalize(str(report["version"])) != versions.expected:
             problems.append(f"__version__ is {report['version']!r}, expected {versions.expected}")
@@ -655,8 +705,11 @@ def smoke_one(ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: st
             problems.append("the bundled libraries were not loaded")
         if problems:
             return Finding(wheel.name, "smoke", "fail", f"{label}: " + "; ".join(problems))
-        where = (f"libs from the wheel: {', '.join(Path(x).name for x in report['libs'])}"
-                 if report["libs"] else "no shared libgmp loaded")
+        where = (
+            f"libs from the wheel: {', '.join(Path(x).name for x in report['libs'])}"
+            if report["libs"]
+            else "no shared libgmp loaded"
+        )
         return Finding(wheel.name, "smoke", "pass", f"{label}: smoke ok, {where}")
 
 
@@ -687,16 +740,34 @@ def release_findings(cfg: SuiteConfig, wheels: list[Path], sdists: list[Path], v
         except CheckFailed:
             version = "?"
         ok = normalize(version) == versions.expected
-        found.append(Finding(s.name, "release-set", "pass" if ok else "fail",
-                             "" if ok else f"stale or foreign: version {version}, release is {versions.expected}"))
+        found.append(
+            Finding(
+                s.name,
+                "release-set",
+                "pass" if ok else "fail",
+                "" if ok else f"stale or foreign: version {version}, release is {versions.expected}",
+            )
+        )
     current = [s for s in sdists if s.name.endswith(f"-{versions.expected}.tar.gz")]
     if len(current) != 1:
-        found.append(Finding("(release)", "release-set", "fail",
-                             f"needs exactly one sdist of {versions.expected}, found {len(current)}"))
+        found.append(
+            Finding(
+                "(release)",
+                "release-set",
+                "fail",
+                f"needs exactly one sdist of {versions.expected}, found {len(current)}",
+            )
+        )
     for plat, names in by_platform.items():
         if len(names) != 1:
-            found.append(Finding("(release)", "release-set", "fail",
-                                 f"needs exactly one {plat} wheel, found {len(names)}: {', '.join(names) or '-'}"))
+            found.append(
+                Finding(
+                    "(release)",
+                    "release-set",
+                    "fail",
+                    f"needs exactly one {plat} wheel, found {len(names)}: {', '.join(names) or '-'}",
+                )
+            )
     return found
 
 
@@ -707,8 +778,7 @@ def parse_args(posargs: tuple[str, ...]) -> dict[str, bool]:
     known = {"--release": "release", "--no-sdist-build": "no_sdist_build", "--no-smoke": "no_smoke"}
     unknown = [a for a in posargs if a not in known]
     if unknown:
-        raise SuiteError(f"publish-check: unknown argument(s) {' '.join(unknown)}",
-                         hint=f"known: {', '.join(known)}")
+        raise SuiteError(f"publish-check: unknown argument(s) {' '.join(unknown)}", hint=f"known: {', '.join(known)}")
     return {v: k in posargs for k, v in known.items()}
 
 
@@ -776,8 +846,10 @@ def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: 
     work.mkdir(parents=True, exist_ok=True)
     wheels, sdists, _other = collect(cfg.dist_dir)
     if not wheels and not sdists:
-        raise CheckFailed(f"nothing to check: {cfg.dist_dir} holds no wheel or sdist",
-                          hint="build them first: nox -s linux-wheel sdist")
+        raise CheckFailed(
+            f"nothing to check: {cfg.dist_dir} holds no wheel or sdist",
+            hint="build them first: nox -s linux-wheel sdist",
+        )
     versions = project_versions(ctx.project, env)
     distribution = ctx.project.config.distribution or cfg.distribution
     found: list[Finding] = []
@@ -791,8 +863,11 @@ def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: 
     if smoke:
         with ctx.console.step("smoke-install the wheels this machine can run"):
             interpreters, missing = toolchain.find_interpreters(cfg.python_versions, env)
-            good = [w for w in wheels if not any(f.artifact == w.name and f.rule in GATE_RULES and f.status == "fail"
-                                                 for f in found)]
+            good = [
+                w
+                for w in wheels
+                if not any(f.artifact == w.name and f.rule in GATE_RULES and f.status == "fail" for f in found)
+            ]
             found += smoke_findings(ctx, good, interpreters, missing, versions, work)
     if release:
         found += release_findings(cfg, wheels, sdists, versions)
@@ -803,9 +878,16 @@ def write_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> Path:
     out = cfg.report_dir(SESSION)
     out.mkdir(parents=True, exist_ok=True)
     fails = checks.failures(found)
-    lines = [f"# publish-check{' --release' if release else ''}", "",
-             f"{'FAILED' if fails else 'passed'}: {len(found)} findings, {len(fails)} failing", "",
-             checks.table(found), "", "## Findings", ""]
+    lines = [
+        f"# publish-check{' --release' if release else ''}",
+        "",
+        f"{'FAILED' if fails else 'passed'}: {len(found)} findings, {len(fails)} failing",
+        "",
+        checks.table(found),
+        "",
+        "## Findings",
+        "",
+    ]
     lines += [f"- {f.line()}" for f in found]
     report = out / "report.md"
     with artifacts.staging_dir(out, "report") as tmp:
@@ -823,9 +905,10 @@ def write_json_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> 
     data = {
         "release": release,
         "passed": not checks.failures(found),
-        "artifacts": {name: {"provenance": record,
-                             "findings": [dataclasses.asdict(f) for f in found if f.artifact == name]}
-                      for name, record in built.items()},
+        "artifacts": {
+            name: {"provenance": record, "findings": [dataclasses.asdict(f) for f in found if f.artifact == name]}
+            for name, record in built.items()
+        },
         "other_findings": [dataclasses.asdict(f) for f in found if f.artifact not in built],
     }
     out = cfg.report_dir(SESSION)
@@ -838,19 +921,21 @@ def write_json_report(cfg: SuiteConfig, found: list[Finding], release: bool) -> 
 def run(ctx: Context) -> None:
     args = parse_args(ctx.posargs)
     cfg = ctx.config
-    found = check_dist(ctx, release=args["release"], build_sdist=not args["no_sdist_build"],
-                       smoke=not args["no_smoke"])
+    found = check_dist(ctx, release=args["release"], build_sdist=not args["no_sdist_build"], smoke=not args["no_smoke"])
     report = write_report(cfg, found, args["release"])
     report_json, checked, known = write_json_report(cfg, found, args["release"])
     ctx.console.say(checks.table(found))
     fails = checks.failures(found)
     artifacts_seen = sorted({f.artifact for f in found})
-    ctx.console.summary(SESSION, [
-        ("artifacts", str(len(artifacts_seen))),
-        ("findings", f"{len(found)} ({len(fails)} failing)"),
-        ("mode", "release (complete set required)" if args["release"] else "check what is there"),
-        ("report", str(report)),
-        ("provenance", f"{known} of {checked} artifacts built by a session here, toolchains in {report_json}"),
-    ])
+    ctx.console.summary(
+        SESSION,
+        [
+            ("artifacts", str(len(artifacts_seen))),
+            ("findings", f"{len(found)} ({len(fails)} failing)"),
+            ("mode", "release (complete set required)" if args["release"] else "check what is there"),
+            ("report", str(report)),
+            ("provenance", f"{known} of {checked} artifacts built by a session here, toolchains in {report_json}"),
+        ],
+    )
     if fails:
         raise CheckFailed("not fit to publish:\n  " + "\n  ".join(f.line() for f in fails))
