@@ -1,11 +1,12 @@
-"""The ``rust-tests`` session: the whole cargo workspace, ``--locked``.
+"""Running the workspace's Rust tests (used by ``rust-tests``): the test
+command, nextest's JUnit, and the doctests.
 
 The PyO3 extension crate is left out of ``cargo test`` by design: it is a
 ``cdylib`` built to be loaded by Python, so it deliberately does not link
 libpython, and a Rust test harness for it would fail to link (or need a
 libpython matching the build interpreter). Its behaviour is tested from
 Python by the ``python-tests`` session; the Rust logic lives in the other
-crates, which this session tests in full.
+crates, which ``rust-tests`` tests in full.
 
 cargo-nextest runs no doctests, so they run separately (``cargo test --doc``,
 :func:`run_doctests`): their outcome is read from rustdoc's text output

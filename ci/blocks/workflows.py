@@ -1,5 +1,5 @@
-"""The ``lint-workflows`` session, and the model of ``.github/workflows`` that
-proves CI runs exactly the Nox sessions (parity).
+"""The model of ``.github/workflows`` behind ``lint-workflows``: it proves CI
+runs exactly the Nox sessions (parity) and is hardened.
 
 Three checks, all offline:
 
