@@ -229,10 +229,16 @@ def gmp_cache(cfg: SuiteConfig, env: Mapping[str, str]) -> Path:
     return suite_cache(env) / "gmp-mpfr-sys"
 
 
+COVERAGE_STARTUP = frozenset({"COVERAGE_PROCESS_START", "COVERAGE_RCFILE", "COVERAGE_FILE", "COVERAGE_PROCESS_CONFIG"})
+
+
 def session_env(cfg: SuiteConfig, env: Mapping[str, str]) -> dict[str, str]:
     """The environment every session starts from: the caller's, plus the
-    shared GMP build cache when GMP is built from source (unless set)."""
-    out = dict(env)
+    shared GMP build cache when GMP is built from source (unless set), minus
+    coverage.py's start-up variables: a run that measures the suite itself
+    (``suite-tests``) must not make the tools a session runs (the coverage
+    session's own coverage.py, above all) measure into its data."""
+    out = {k: v for k, v in env.items() if k not in COVERAGE_STARTUP}
     if cfg.gmp == "static" and not out.get("GMP_MPFR_SYS_CACHE"):
         out["GMP_MPFR_SYS_CACHE"] = str(gmp_cache(cfg, env))
     return out

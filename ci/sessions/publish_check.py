@@ -57,6 +57,7 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.tags import Tag
@@ -653,39 +654,11 @@ def smoke_findings(
 def smoke_one(
     ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: str, versions: Versions, work: Path
 ) -> Finding:
-    cfg = ctx.config
     label = f"Python {interp.version}"
     with artifacts.staging_dir(work, f"smoke-{interp.version}") as tmp:
-        python = venvs.ensure_venv(ctx, tmp / "venv", interp.path)
-        env = ctx.env(PIP_NO_INDEX="1", UV_OFFLINE="1")
-        env.pop("PYTHONPATH", None)
-        uv = venvs.find_uv(env)
-        install = (
-            [uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
-            if uv
-            else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)]
-        )
-        seconds = cfg.timeouts.smoke
-        proc = timed(install, tmp, env, seconds)
-        if proc is None:
-            return Finding(
-                wheel.name,
-                "smoke",
-                "fail",
-                f"{label}: install timed out after {seconds:.0f}s (tool.maturin-suite.timeouts.smoke)",
-            )
-        if proc.returncode != 0:
-            return Finding(wheel.name, "smoke", "fail", f"{label}: install failed: {last_lines(proc.stderr)}")
-        run_dir = tmp / "run"
-        run_dir.mkdir()
-        proc = timed([str(python), "-I", "-c", code], run_dir, env, seconds)
-        if proc is None:
-            return Finding(
-                wheel.name,
-                "smoke",
-                "fail",
-                f"{label}: the smoke code timed out after {seconds:.0f}s (tool.maturin-suite.timeouts.smoke)",
-            )
+        proc = smoke_run(ctx, wheel, interp, code, tmp)
+        if isinstance(proc, str):
+            return Finding(wheel.name, "smoke", "fail", f"{label}: {proc}")
         ctx.console.say(f"smoke {wheel.name} on {label}: exit {proc.returncode}\n{proc.stdout.strip()}")
         if proc.returncode != 0:
             return Finding(wheel.name, "smoke", "fail", f"{label}: {last_lines(proc.stdout + proc.stderr)}")
@@ -693,16 +666,7 @@ def smoke_one(
         if line is None:
             return Finding(wheel.name, "smoke", "fail", f"{label}: no smoke report")
         report = json.loads(line[len("SUITE-SMOKE ") :])
-        problems = []
-        if report["version"] is None or normalize(str(report["version"])) != versions.expected:
-            problems.append(f"__version__ is {report['version']!r}, expected {versions.expected}")
-        libs_dir = str(Path(report["package_dir"]).parent / wheelcheck.libs_dir(cfg.import_name))
-        bundled = wheelcheck.bundled_files(dict.fromkeys(archives.file_names(wheel), b""), cfg.import_name)
-        foreign = [lib for lib in report["libs"] if not lib.startswith(libs_dir + os.sep)]
-        if foreign:
-            problems.append(f"loaded from outside the wheel: {', '.join(foreign)}")
-        if bundled and not report["libs"]:
-            problems.append("the bundled libraries were not loaded")
+        problems = smoke_problems(ctx.config, wheel, report, versions)
         if problems:
             return Finding(wheel.name, "smoke", "fail", f"{label}: " + "; ".join(problems))
         where = (
@@ -713,62 +677,89 @@ def smoke_one(
         return Finding(wheel.name, "smoke", "pass", f"{label}: smoke ok, {where}")
 
 
+def smoke_run(
+    ctx: Context, wheel: Path, interp: toolchain.Interpreter, code: str, tmp: Path
+) -> subprocess.CompletedProcess[str] | str:
+    """Install ``wheel`` into a fresh venv in ``tmp`` (offline) and run the
+    smoke code, each under ``[timeouts] smoke``; the run, or why there is none."""
+    python = venvs.ensure_venv(ctx, tmp / "venv", interp.path)
+    env = ctx.env(PIP_NO_INDEX="1", UV_OFFLINE="1")
+    env.pop("PYTHONPATH", None)
+    uv = venvs.find_uv(env)
+    install = (
+        [uv, "pip", "install", "--quiet", "--offline", "--no-deps", "--python", str(python), str(wheel)]
+        if uv
+        else [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)]
+    )
+    seconds = ctx.config.timeouts.smoke
+    late = f"timed out after {seconds:.0f}s (tool.maturin-suite.timeouts.smoke)"
+    proc = timed(install, tmp, env, seconds)
+    if proc is None:
+        return f"install {late}"
+    if proc.returncode != 0:
+        return f"install failed: {last_lines(proc.stderr)}"
+    run_dir = tmp / "run"
+    run_dir.mkdir()
+    return timed([str(python), "-I", "-c", code], run_dir, env, seconds) or f"the smoke code {late}"
+
+
+def smoke_problems(cfg: SuiteConfig, wheel: Path, report: dict[str, Any], versions: Versions) -> list[str]:
+    """What the smoke report says is wrong: the version, libraries loaded from
+    outside the wheel, bundled libraries not loaded."""
+    problems = []
+    if report["version"] is None or normalize(str(report["version"])) != versions.expected:
+        problems.append(f"__version__ is {report['version']!r}, expected {versions.expected}")
+    libs_dir = str(Path(report["package_dir"]).parent / wheelcheck.libs_dir(cfg.import_name))
+    bundled = wheelcheck.bundled_files(dict.fromkeys(archives.file_names(wheel), b""), cfg.import_name)
+    foreign = [lib for lib in report["libs"] if not lib.startswith(libs_dir + os.sep)]
+    if foreign:
+        problems.append(f"loaded from outside the wheel: {', '.join(foreign)}")
+    if bundled and not report["libs"]:
+        problems.append("the bundled libraries were not loaded")
+    return problems
+
+
 # ------------------------------------------------------------ release set
 
 
 def release_findings(cfg: SuiteConfig, wheels: list[Path], sdists: list[Path], versions: Versions) -> list[Finding]:
-    found: list[Finding] = []
     by_platform: dict[str, list[str]] = {p: [] for p in cfg.publish.platforms}
-    for w in wheels:
-        try:
-            _d, version, tags = wheel_tags(w.name)
-        except CheckFailed:
-            found.append(Finding(w.name, "release-set", "fail", "unparseable wheel name"))
-            continue
-        problems = []
-        if normalize(version) != versions.expected:
-            problems.append(f"stale or foreign: version {version}, release is {versions.expected}")
-        plats = {t.platform for t in tags} & set(by_platform)
-        if not plats:
-            problems.append("platform not in publish.platforms")
-        for p in plats:
-            by_platform[p].append(w.name)
-        found.append(Finding(w.name, "release-set", "fail" if problems else "pass", "; ".join(problems)))
+    found = [release_wheel_finding(w, versions, by_platform) for w in wheels]
     for s in sdists:
         try:
             _d, version = sdist_version(s.name)
         except CheckFailed:
             version = "?"
         ok = normalize(version) == versions.expected
-        found.append(
-            Finding(
-                s.name,
-                "release-set",
-                "pass" if ok else "fail",
-                "" if ok else f"stale or foreign: version {version}, release is {versions.expected}",
-            )
-        )
+        stale = f"stale or foreign: version {version}, release is {versions.expected}"
+        found.append(Finding(s.name, "release-set", "pass" if ok else "fail", "" if ok else stale))
     current = [s for s in sdists if s.name.endswith(f"-{versions.expected}.tar.gz")]
     if len(current) != 1:
-        found.append(
-            Finding(
-                "(release)",
-                "release-set",
-                "fail",
-                f"needs exactly one sdist of {versions.expected}, found {len(current)}",
-            )
-        )
+        why = f"needs exactly one sdist of {versions.expected}, found {len(current)}"
+        found.append(Finding("(release)", "release-set", "fail", why))
     for plat, names in by_platform.items():
         if len(names) != 1:
-            found.append(
-                Finding(
-                    "(release)",
-                    "release-set",
-                    "fail",
-                    f"needs exactly one {plat} wheel, found {len(names)}: {', '.join(names) or '-'}",
-                )
-            )
+            why = f"needs exactly one {plat} wheel, found {len(names)}: {', '.join(names) or '-'}"
+            found.append(Finding("(release)", "release-set", "fail", why))
     return found
+
+
+def release_wheel_finding(wheel: Path, versions: Versions, by_platform: dict[str, list[str]]) -> Finding:
+    """One wheel of a release set: this release's version, a configured
+    platform (recorded in ``by_platform``)."""
+    try:
+        _d, version, tags = wheel_tags(wheel.name)
+    except CheckFailed:
+        return Finding(wheel.name, "release-set", "fail", "unparseable wheel name")
+    problems = []
+    if normalize(version) != versions.expected:
+        problems.append(f"stale or foreign: version {version}, release is {versions.expected}")
+    plats = {t.platform for t in tags} & set(by_platform)
+    if not plats:
+        problems.append("platform not in publish.platforms")
+    for p in plats:
+        by_platform[p].append(wheel.name)
+    return Finding(wheel.name, "release-set", "fail" if problems else "pass", "; ".join(problems))
 
 
 # ------------------------------------------------------------ the session
