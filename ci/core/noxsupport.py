@@ -134,8 +134,10 @@ def suite_tests(session: nox.Session, root: Path) -> None:
     rcfile = str(root / "pyproject.toml")
     env = {"COVERAGE_RCFILE": rcfile, "COVERAGE_PROCESS_START": rcfile, "COVERAGE_FILE": str(data / ".coverage")}
     session.run("coverage", "erase", env=env)
-    # No path: pytest takes testpaths (tests/) unless the arguments name files.
-    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
-    session.run("coverage", "combine", "--quiet", env=env, success_codes=[0, 1])
-    session.run("coverage", "report", "--skip-covered", "--sort=cover", env=env)
-    session.run("coverage", "json", "-o", str(data / "coverage.json"), "--quiet", env=env)
+    try:
+        # No path: pytest takes testpaths (tests/) unless the arguments name files.
+        session.run("coverage", "run", "-m", "pytest", *session.posargs, env=env)
+    finally:  # the engine's coverage is reported whether the tests passed or not
+        session.run("coverage", "combine", "--quiet", env=env, success_codes=[0, 1])
+        session.run("coverage", "report", "--sort=cover", env=env, success_codes=[0, 1])
+        session.run("coverage", "json", "-o", str(data / "coverage.json"), "--quiet", env=env, success_codes=[0, 1])
