@@ -739,3 +739,34 @@ def test_bad_limit_is_named(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(with_publish(key, value), REPO)
     assert message in str(info.value)
+
+
+@pytest.mark.slow
+def test_windows_wheel_rules_read_members_lazily(tmp_path: Path) -> None:
+    """The PE rules of a Windows wheel never hold the whole wheel in memory:
+    360 MiB of (highly compressible) data members are not read at all."""
+    import subprocess
+    import sys
+    import zipfile
+
+    wheel = tmp_path / "q_kangaroo-0.3.0-cp39-abi3-win_amd64.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(3):
+            with zf.open(f"q_kangaroo/data{i}.bin", "w", force_zip64=True) as out:
+                block = b"\0" * (1 << 20)
+                for _ in range(120):
+                    out.write(block)
+        zf.writestr("q_kangaroo/__init__.py", "")
+    code = (
+        "import resource, sys; from pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "from ci.core.config import load_config; from ci.blocks import pe\n"
+        f"cfg = load_config(Path({str(Path(__file__).resolve().parent.parent)!r}))\n"
+        f"rows = pe.windows_wheel_findings(Path({str(wheel)!r}), cfg)\n"
+        "print(rows[-1].detail)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    detail, peak_mib = proc.stdout.strip().splitlines()[-2:]
+    assert "no .pyd extension module" in detail
+    assert int(peak_mib) < 150, f"peak RSS {peak_mib} MiB"
