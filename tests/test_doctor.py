@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ci.blocks import crosschecks
 from ci.core.config import load_config
 from ci.core.console import Console
 from ci.core.context import Context
@@ -176,7 +177,7 @@ def test_no_interpreter_blocks_python_tests(repo_project: Project, tmp_path: Pat
 @needs_cargo
 def test_this_repository_passes_its_cross_checks(repo_project: Project, tmp_path: Path) -> None:
     ctx, _ = make_ctx(repo_project, tmp_path, dict(os.environ))
-    checks = {c.name: c for c in doctor.cross_checks(ctx, ctx.env())}
+    checks = {c.name: c for c in crosschecks.cross_checks(ctx, ctx.env())}
     assert {n: c.ok and not c.skipped for n, c in checks.items()} == {
         "module-name": True,
         "abi3": True,
@@ -237,10 +238,10 @@ def write_project(
     return root
 
 
-def project_checks(root: Path) -> dict[str, doctor.Check]:
+def project_checks(root: Path) -> dict[str, crosschecks.Check]:
     project = build_project(load_config(root), os.environ)
     ctx = Context(config=project.config, console=Console(stream=io.StringIO()), model=project)
-    return {c.name: c for c in doctor.cross_checks(ctx, ctx.env())}
+    return {c.name: c for c in crosschecks.cross_checks(ctx, ctx.env())}
 
 
 @needs_cargo
@@ -264,18 +265,18 @@ def test_module_name_sources(tmp_path: Path) -> None:
     src.mkdir()
     maturin = {"module-name": "pkg._core"}
     (src / "lib.rs").write_text('#[pymodule]\n#[pyo3(name = "_core")]\npub fn core_module() {}\n')
-    assert doctor.module_name_problems(maturin, "pkg._core", "_x", src) == []
+    assert crosschecks.module_name_problems(maturin, "pkg._core", "_x", src) == []
     (src / "lib.rs").write_text('#[pymodule(name = "_core", gil_used = false)]\nmod inner {}\n')
-    assert doctor.pymodule_names(src) == ["_core"]
+    assert crosschecks.pymodule_names(src) == ["_core"]
     # tool.maturin-suite.module must name the module maturin builds.
-    assert doctor.module_name_problems(maturin, "pkg._other", "_x", src) == [
+    assert crosschecks.module_name_problems(maturin, "pkg._other", "_x", src) == [
         "tool.maturin.module-name is 'pkg._core' but tool.maturin-suite.module is 'pkg._other'"
     ]
     # Without module-name maturin uses the [lib] name.
-    assert doctor.module_name_problems({}, "pkg._core", "_core", src) == []
-    assert doctor.module_name_problems({}, "pkg._core", "_lib", src)[0].startswith("the [lib] name ('_lib')")
+    assert crosschecks.module_name_problems({}, "pkg._core", "_core", src) == []
+    assert crosschecks.module_name_problems({}, "pkg._core", "_lib", src)[0].startswith("the [lib] name ('_lib')")
     (src / "lib.rs").write_text("// #[pymodule]\n// fn _core() {}\n")
-    assert doctor.module_name_problems(maturin, "pkg._core", "_x", src) == [f"no #[pymodule] found in {src}"]
+    assert crosschecks.module_name_problems(maturin, "pkg._core", "_x", src) == [f"no #[pymodule] found in {src}"]
 
 
 @needs_cargo
@@ -296,13 +297,13 @@ def test_abi3_mismatch_is_reported_and_blocks_the_builds(tmp_path: Path) -> None
 
 
 def test_abi3_rules() -> None:
-    assert doctor.abi3_problems(["abi3-py39", "extension-module"], ">=3.9, <4") == []
-    assert doctor.abi3_problems(["abi3-py310", "abi3-py39"], "~=3.9") == []
-    assert doctor.abi3_problems(["pyo3/abi3-py311"], ">=3.11") == []
-    assert doctor.abi3_problems(["abi3-py39"], ">=3.10")[0].startswith("pyo3 feature abi3-py39 (CPython >= 3.9)")
-    assert "lower bound none" in doctor.abi3_problems(["abi3-py39"], "<4")[0]
-    assert "no requires-python" in doctor.abi3_problems(["abi3-py39"], None)[0]
-    assert "no abi3-pyXY feature" in doctor.abi3_problems(["extension-module"], ">=3.9")[0]
+    assert crosschecks.abi3_problems(["abi3-py39", "extension-module"], ">=3.9, <4") == []
+    assert crosschecks.abi3_problems(["abi3-py310", "abi3-py39"], "~=3.9") == []
+    assert crosschecks.abi3_problems(["pyo3/abi3-py311"], ">=3.11") == []
+    assert crosschecks.abi3_problems(["abi3-py39"], ">=3.10")[0].startswith("pyo3 feature abi3-py39 (CPython >= 3.9)")
+    assert "lower bound none" in crosschecks.abi3_problems(["abi3-py39"], "<4")[0]
+    assert "no requires-python" in crosschecks.abi3_problems(["abi3-py39"], None)[0]
+    assert "no abi3-pyXY feature" in crosschecks.abi3_problems(["extension-module"], ">=3.9")[0]
 
 
 @needs_cargo
@@ -316,9 +317,25 @@ def test_python_source_without_the_package_is_reported(tmp_path: Path) -> None:
 
 
 def test_python_source_rules(tmp_path: Path) -> None:
-    assert doctor.python_source_problems(tmp_path, {}, "pkg") == []
-    assert doctor.python_source_problems(tmp_path, {"python-source": "src-py"}, "pkg") == [
+    assert crosschecks.python_source_problems(tmp_path, {}, "pkg") == []
+    assert crosschecks.python_source_problems(tmp_path, {"python-source": "src-py"}, "pkg") == [
         f"tool.maturin.python-source = 'src-py', but {tmp_path / 'src-py'} does not exist"
     ]
     (tmp_path / "src-py" / "pkg").mkdir(parents=True)
-    assert doctor.python_source_problems(tmp_path, {"python-source": "src-py"}, "pkg") == []
+    assert crosschecks.python_source_problems(tmp_path, {"python-source": "src-py"}, "pkg") == []
+
+
+@needs_cargo
+def test_publish_check_reports_the_same_cross_checks(tmp_path: Path) -> None:
+    """publish-check runs the cross-checks too: a project whose #[pymodule]
+    and requires-python disagree with its config fails the gate."""
+    from ci.sessions import publish_check
+
+    root = write_project(tmp_path, pymodule="_native", requires_python=">=3.8")
+    project = build_project(load_config(root), os.environ)
+    ctx = Context(config=project.config, console=Console(stream=io.StringIO()), model=project)
+    rows = {f.rule: f for f in publish_check.project_findings(ctx)}
+    assert rows["module-name"].status == "fail" and "no PyInit__core" in rows["module-name"].detail
+    assert rows["abi3"].status == "fail" and "requires-python" in rows["abi3"].detail
+    assert rows["python-source"].status == "pass"
+    assert {f.artifact for f in rows.values()} == {"(project)"}

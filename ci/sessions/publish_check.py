@@ -62,7 +62,7 @@ from typing import Any
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.tags import Tag
 
-from ci.blocks import archives, provenance, toolchain, venvs
+from ci.blocks import archives, crosschecks, provenance, toolchain, venvs
 from ci.blocks import pe as dll
 from ci.blocks import sdists as sdist
 from ci.blocks import wheels as wheelcheck
@@ -829,6 +829,17 @@ def identity_findings(distribution: str, path: Path) -> list[Finding]:
     return [Finding(path.name, "identity", "pass", want)]
 
 
+def project_findings(ctx: Context) -> list[Finding]:
+    """The project cross-checks (module names, abi3 vs requires-python,
+    python-source), as rows of the artifact ``(project)``."""
+    return [
+        Finding(
+            "(project)", c.name, "n/a" if c.skipped else ("pass" if c.ok else "fail"), "; ".join(c.problems) or c.detail
+        )
+        for c in crosschecks.cross_checks(ctx, ctx.env())
+    ]
+
+
 def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: bool = True) -> list[Finding]:
     """Every finding for what is in dist/ now (the session minus reporting)."""
     cfg = ctx.config
@@ -851,6 +862,7 @@ def check_dist(ctx: Context, *, release: bool, build_sdist: bool = True, smoke: 
         with ctx.console.step(f"check {s.name}"):
             found += sdist_findings(ctx, s, versions, work, build_sdist) + identity_findings(distribution, s)
     found += dist_contents_findings(cfg.dist_dir)
+    found += project_findings(ctx)
     if smoke:
         with ctx.console.step("smoke-install the wheels this machine can run"):
             interpreters, missing = toolchain.find_interpreters(cfg.python_versions, env)
