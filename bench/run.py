@@ -246,7 +246,7 @@ class Bench:
         """nox -s linux-wheel vs the bare maturin build it runs (same arguments,
         taken from ci.sessions.linux_wheel, same RUSTFLAGS, own target dir)."""
         sys.path.insert(0, str(self.clone))
-        from ci import linux_wheel
+        from ci.sessions import linux_wheel
         from ci.core.config import load_config
 
         cfg = load_config(self.clone)
