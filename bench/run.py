@@ -248,6 +248,7 @@ class Bench:
         sys.path.insert(0, str(self.clone))
         from ci.sessions import linux_wheel
         from ci.core.config import load_config
+        from ci.core.project import load_project
 
         cfg = load_config(self.clone)
         mode = linux_wheel.resolve_mode(cfg, self.env)
@@ -270,7 +271,7 @@ class Bench:
             shutil.rmtree(out, ignore_errors=True)
             # maturin 1.16's repair patches cargo's hard-linked cdylib in place,
             # and the next bare run then fails; remove it as the session does.
-            linux_wheel.clean_patched_outputs(target, linux_wheel.lib_name(cfg))
+            linux_wheel.clean_patched_outputs(target, linux_wheel.lib_name(load_project(self.clone)))
             return sh([*argv, "--out", str(out)], self.clone, env)
 
         self.ab(
