@@ -246,9 +246,9 @@ class Bench:
         """nox -s linux-wheel vs the bare maturin build it runs (same arguments,
         taken from ci.sessions.linux_wheel, same RUSTFLAGS, own target dir)."""
         sys.path.insert(0, str(self.clone))
-        from ci.sessions import linux_wheel
         from ci.core.config import load_config
         from ci.core.project import load_project
+        from ci.sessions import linux_wheel
 
         cfg = load_config(self.clone)
         mode = linux_wheel.resolve_mode(cfg, self.env)
