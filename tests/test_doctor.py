@@ -177,7 +177,7 @@ def test_no_interpreter_blocks_python_tests(repo_project: Project, tmp_path: Pat
 @needs_cargo
 def test_this_repository_passes_its_cross_checks(repo_project: Project, tmp_path: Path) -> None:
     ctx, _ = make_ctx(repo_project, tmp_path, dict(os.environ))
-    checks = {c.name: c for c in crosschecks.cross_checks(ctx, ctx.env())}
+    checks = {c.name: c for c in crosschecks.cross_checks(ctx)}
     assert {n: c.ok and not c.skipped for n, c in checks.items()} == {
         "module-name": True,
         "abi3": True,
@@ -241,7 +241,7 @@ def write_project(
 def project_checks(root: Path) -> dict[str, crosschecks.Check]:
     project = build_project(load_config(root), os.environ)
     ctx = Context(config=project.config, console=Console(stream=io.StringIO()), model=project)
-    return {c.name: c for c in crosschecks.cross_checks(ctx, ctx.env())}
+    return {c.name: c for c in crosschecks.cross_checks(ctx)}
 
 
 @needs_cargo

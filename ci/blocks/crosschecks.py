@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.core.config import SuiteConfig, read_toml
+from ci.core.config import read_toml
 from ci.core.context import Context
 from ci.core.errors import SuiteError
-from ci.core.project import cargo_metadata
+from ci.core.project import Crate
 
 
 @dataclass(frozen=True)
@@ -119,17 +119,14 @@ def abi3_problems(features: Iterable[str], requires_python: str | None) -> list[
     return []
 
 
-def pyo3_features(cfg: SuiteConfig, env: Mapping[str, str], maturin: Mapping[str, Any]) -> list[str] | None:
-    """pyo3's features as the Python crate enables them (cargo metadata, workspace
-    inheritance resolved) plus ``tool.maturin.features``; None without a pyo3 dependency."""
-    metadata = cargo_metadata(cfg.workspace, env)
-    manifest = cfg.python_manifest.resolve()
-    package = next(p for p in metadata["packages"] if Path(p["manifest_path"]).resolve() == manifest)
-    deps = [d for d in package.get("dependencies", []) if d["name"] == "pyo3"]
-    if not deps:
+def pyo3_features(crate: Crate, maturin: Mapping[str, Any]) -> list[str] | None:
+    """pyo3's features as the Python crate enables them (from the project
+    model's cargo metadata) plus ``tool.maturin.features``; None without a
+    pyo3 dependency."""
+    if "pyo3" not in crate.dependency_features:
         return None
     extra = [str(f) for f in maturin.get("features", []) if str(f).startswith("pyo3/")]
-    return [str(f) for d in deps for f in d.get("features", [])] + extra
+    return [*crate.dependency_features["pyo3"], *extra]
 
 
 def python_source_problems(crate: Path, maturin: Mapping[str, Any], import_name: str) -> list[str]:
@@ -147,7 +144,7 @@ def python_source_problems(crate: Path, maturin: Mapping[str, Any], import_name:
     return []
 
 
-def cross_checks(ctx: Context, env: Mapping[str, str]) -> list[Check]:
+def cross_checks(ctx: Context) -> list[Check]:
     try:
         project = ctx.project
         cfg = project.config
@@ -163,18 +160,14 @@ def cross_checks(ctx: Context, env: Mapping[str, str]) -> list[Check]:
             tuple(module_name_problems(maturin, cfg.module, lib, src)),
         )
     ]
-    try:
-        features = pyo3_features(cfg, env, maturin)
-    except SuiteError as e:
-        checks.append(Check("abi3", f"not checked: {e.message}", skipped=True))
-    else:
-        detail = f"pyo3 {', '.join(features or []) or '(no features)'}; requires-python {project.requires_python}"
-        problems = (
-            ["the Python crate does not depend on pyo3"]
-            if features is None
-            else abi3_problems(features, project.requires_python)
-        )
-        checks.append(Check("abi3", detail, tuple(problems)))
+    features = pyo3_features(project.python_crate, maturin)
+    detail = f"pyo3 {', '.join(features or []) or '(no features)'}; requires-python {project.requires_python}"
+    problems = (
+        ["the Python crate does not depend on pyo3"]
+        if features is None
+        else abi3_problems(features, project.requires_python)
+    )
+    checks.append(Check("abi3", detail, tuple(problems)))
     source = maturin.get("python-source")
     checks.append(
         Check(

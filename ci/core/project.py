@@ -42,6 +42,8 @@ class Crate:
     manifest: Path
     features: Mapping[str, tuple[str, ...]]
     dependencies: tuple[str, ...]
+    # The features it asks of each dependency (workspace inheritance resolved).
+    dependency_features: Mapping[str, tuple[str, ...]]
     # Folders of the crates it depends on by path (absolute).
     path_dependencies: tuple[Path, ...]
     lib_name: str | None
@@ -145,6 +147,14 @@ def cargo_metadata(workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+def requested_features(dependencies: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Dependency name -> the features asked of it (every entry of that name)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for d in dependencies:
+        found[d["name"]] = (*found.get(d["name"], ()), *(str(f) for f in d.get("features", [])))
+    return found
+
+
 def crates_of(metadata: Mapping[str, Any]) -> tuple[Crate, ...]:
     members = set(metadata.get("workspace_members", []))
     crates = []
@@ -159,6 +169,7 @@ def crates_of(metadata: Mapping[str, Any]) -> tuple[Crate, ...]:
                 manifest=Path(p["manifest_path"]).resolve(),
                 features={k: tuple(v) for k, v in p.get("features", {}).items()},
                 dependencies=tuple(d["name"] for d in p.get("dependencies", [])),
+                dependency_features=requested_features(p.get("dependencies", [])),
                 path_dependencies=tuple(Path(d["path"]).resolve() for d in p.get("dependencies", []) if d.get("path")),
                 lib_name=libs[0]["name"] if libs else None,
                 kinds=frozenset(k for t in p["targets"] for k in t["kind"]),

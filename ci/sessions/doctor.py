@@ -339,7 +339,7 @@ def diagnose(ctx: Context) -> tuple[list[Verdict], list[Check]]:
     env = ctx.env()
     machine = Machine(ctx.config, env)
     verdicts = [probe(machine) for probe in PROBES]
-    checks = cross_checks(ctx, env)
+    checks = cross_checks(ctx)
     broken = tuple(Need(f"a consistent project ({c.name} check)", "; ".join(c.problems)) for c in checks if not c.ok)
     if broken:
         verdicts = [Verdict(v.session, (*v.missing, *broken), v.notes) if v.session in BUILDS else v for v in verdicts]

@@ -836,7 +836,7 @@ def project_findings(ctx: Context) -> list[Finding]:
         Finding(
             "(project)", c.name, "n/a" if c.skipped else ("pass" if c.ok else "fail"), "; ".join(c.problems) or c.detail
         )
-        for c in crosschecks.cross_checks(ctx, ctx.env())
+        for c in crosschecks.cross_checks(ctx)
     ]
 
 
