@@ -141,6 +141,7 @@ def gate_ctx(dist: Path, work: Path, **publish: Any) -> Context:
         manifest=cfg.python_crate / "Cargo.toml",
         features={},
         dependencies=(),
+        dependency_features={},
         path_dependencies=(),
         lib_name="_core",
         kinds=frozenset({"cdylib"}),

@@ -453,7 +453,7 @@ def find_tools(ctx: Context, env: Mapping[str, str]) -> Tools:
     if ctx.tool_bin is None:
         raise SuiteError("the coverage session needs its venv (pytest, coverage.py): run it through nox")
     check_version_pin(cfg.coverage.tarpaulin_version)
-    cargo_exe = toolchain.require_cargo(env)
+    cargo_exe = ctx.project.cargo  # the model ran cargo metadata with it: it runs
     if cfg.gmp == "system" or cfg.native:
         with ctx.console.step("check native libraries"):
             toolchain.require_native(cfg.native, env)

@@ -48,7 +48,7 @@ def checks(ctx: Context, cargo: str) -> list[tuple[str, list[str]]]:
 
 def run(ctx: Context) -> None:
     env = ctx.env()
-    cargo = toolchain.require_cargo(env)
+    cargo = ctx.project.cargo  # the model ran cargo metadata with it: it runs
     if ctx.config.gmp == "system" or ctx.config.native:
         toolchain.require_native(ctx.config.native, env)
     rows: list[tuple[str, str]] = []

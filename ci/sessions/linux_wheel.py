@@ -435,7 +435,6 @@ def run(ctx: Context) -> None:
     cfg = ctx.config
     start = time.monotonic()
     env = ctx.env()
-    toolchain.require_cargo(env)
     mode = resolve_mode(cfg, env)
     work = cfg.work_dir(SESSION)
     target_dir = work / "cargo"

@@ -73,7 +73,6 @@ def test_wheel(ctx: Context) -> Path:
 def run(ctx: Context) -> None:
     cfg = ctx.config
     env = ctx.env()
-    toolchain.require_cargo(env)
     if cfg.gmp == "system" or cfg.native:
         with ctx.console.step("check native libraries"):
             toolchain.require_native(cfg.native, env)

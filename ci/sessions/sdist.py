@@ -23,7 +23,6 @@ from ci.core.errors import CheckFailed
 
 def run(ctx: Context) -> None:
     cfg = ctx.config
-    toolchain.require_cargo(ctx.env())
     if cfg.gmp == "system" or cfg.native:
         toolchain.require_native(cfg.native, ctx.env())
     work = cfg.work_dir("sdist")
